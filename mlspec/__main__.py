@@ -1,0 +1,3 @@
+from mlspec.cli import main
+
+main()

@@ -1,0 +1,168 @@
+"""The target-neutral pipeline graph: the one place the step order lives.
+
+Every pipeline backend (KFP, Tekton) renders this graph; none re-derives steps from the spec.
+A step runs ``python -m mlspec.runtime STEP --spec SPEC --in NAME=PATH... --out NAME=PATH...``;
+its inputs name outputs of earlier steps, so the graph's edges are the artifact references.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from mlspec.spec.models import Project
+
+# Artifact kinds decide how a backend moves them: datasets and models are files or folders,
+# values are small strings (Tekton results, KFP parameters).
+DATASET, MODEL, JSON_FILE, VALUE = "dataset", "model", "json", "value"
+
+
+@dataclass(frozen=True)
+class Artifact:
+    """An output of a step. ``file`` is its conventional file name inside a workspace."""
+
+    name: str
+    kind: str
+    file: str
+
+
+@dataclass(frozen=True)
+class Input:
+    """An input of a step: ``name`` as the step calls it, from ``step``'s output ``output``."""
+
+    name: str
+    step: str
+    output: str
+
+
+@dataclass(frozen=True)
+class Resources:
+    cpu: str
+    memory: str
+    gpu: int = 0
+    node_selector: tuple[tuple[str, str], ...] = ()
+    tolerations: tuple[tuple[tuple[str, str], ...], ...] = ()
+
+
+@dataclass(frozen=True)
+class Step:
+    """One pipeline step: a runtime command with its inputs, outputs and scheduling."""
+
+    name: str
+    description: str
+    inputs: tuple[Input, ...]
+    outputs: tuple[Artifact, ...]
+    resources: Resources
+    retries: int = 0
+    timeout_seconds: int = 3600
+    cacheable: bool = True
+    # Only run when this step's VALUE output equals "true" (the gate's decision).
+    run_if: tuple[str, str] | None = None
+
+    def output(self, name: str) -> Artifact:
+        for artifact in self.outputs:
+            if artifact.name == name:
+                return artifact
+        raise KeyError(f"step {self.name} has no output {name!r}")
+
+
+@dataclass(frozen=True)
+class PipelineGraph:
+    """Steps in execution order (a topological order of the artifact edges)."""
+
+    name: str
+    namespace: str
+    description: str
+    image: str
+    data_uri: str
+    steps: tuple[Step, ...]
+    labels: tuple[tuple[str, str], ...] = field(default=())
+
+    def step(self, name: str) -> Step:
+        for step in self.steps:
+            if step.name == name:
+                return step
+        raise KeyError(name)
+
+    def upstream(self, step: Step) -> tuple[str, ...]:
+        """Names of the steps ``step`` waits for, in graph order, without duplicates."""
+        wanted = {i.step for i in step.inputs} | ({step.run_if[0]} if step.run_if else set())
+        return tuple(s.name for s in self.steps if s.name in wanted)
+
+
+DEFAULT_IMAGE_REPO = "ghcr.io/mlspec/mlspec-runtime"
+
+# The step table: (name, description, inputs, outputs, retries, cacheable). Inputs are
+# (input name, producing step, output name). Kept as data so backends and docs read one source.
+_STEP_TABLE: tuple[tuple[str, str, tuple[tuple[str, str, str], ...], tuple[Artifact, ...], int, bool], ...] = (
+    ("ingest", "Read the data source into a parquet dataset.",
+     (), (Artifact("dataset", DATASET, "dataset.parquet"),), 2, True),
+    ("validate-data", "Check the data contract (features, ranges, nulls, duplicates).",
+     (("dataset", "ingest", "dataset"),),
+     (Artifact("report", JSON_FILE, "data_report.json"),), 0, True),
+    ("split", "Split into train and test sets (stratified, seeded).",
+     (("dataset", "ingest", "dataset"), ("report", "validate-data", "report")),
+     (Artifact("train", DATASET, "train.parquet"), Artifact("test", DATASET, "test.parquet")), 0, True),
+    ("train", "Fit the model (with tuning when configured) and profile the training data.",
+     (("train", "split", "train"),),
+     (Artifact("model", MODEL, "model"),), 0, True),
+    ("evaluate", "Compute the validation metrics on the test set.",
+     (("model", "train", "model"), ("test", "split", "test")),
+     (Artifact("metrics", JSON_FILE, "metrics.json"),), 0, True),
+    ("gate", "Apply thresholds and the champion/challenger rule.",
+     (("metrics", "evaluate", "metrics"),),
+     (Artifact("decision", JSON_FILE, "gate.json"), Artifact("passed", VALUE, "passed")), 1, False),
+    ("register", "Register the model in the MLflow Model Registry and set its alias.",
+     (("model", "train", "model"), ("metrics", "evaluate", "metrics"),
+      ("decision", "gate", "decision"), ("dataset", "ingest", "dataset")),
+     (Artifact("registration", JSON_FILE, "registration.json"),), 2, False),
+)
+
+
+def runtime_image(project: Project) -> str:
+    """The container image every step and the server run."""
+    from mlspec import __version__
+
+    return project.serving.image or f"{DEFAULT_IMAGE_REPO}:{__version__}"
+
+
+def build_graph(project: Project) -> PipelineGraph:
+    """The pipeline graph of a validated project."""
+    spec_resources = project.model.resources
+    heavy = Resources(
+        cpu=spec_resources.cpu,
+        memory=spec_resources.memory,
+        gpu=spec_resources.gpu,
+        node_selector=tuple(sorted(spec_resources.node_selector.items())),
+        tolerations=tuple(
+            tuple(sorted((k, v) for k, v in t.model_dump().items() if v is not None))
+            for t in spec_resources.tolerations
+        ),
+    )
+    light = Resources(cpu="500m", memory="1Gi")
+    steps = []
+    for name, description, inputs, outputs, retries, cacheable in _STEP_TABLE:
+        steps.append(Step(
+            name=name,
+            description=description,
+            inputs=tuple(Input(*i) for i in inputs),
+            outputs=outputs,
+            # Only training needs the spec's resources (and its GPU); the rest is light work.
+            resources=heavy if name == "train" else light,
+            retries=retries,
+            cacheable=cacheable,
+            run_if=("gate", "passed") if name == "register" else None,
+        ))
+    return PipelineGraph(
+        name=project.metadata.name,
+        namespace=project.namespace,
+        description=project.metadata.description or f"mlspec pipeline for {project.metadata.name}",
+        image=runtime_image(project),
+        data_uri=project.data.source.uri,
+        steps=tuple(steps),
+        labels=tuple(sorted(project.metadata.labels.items())),
+    )
+
+
+def resolved_spec(project: Project) -> dict:
+    """The spec as the runtime receives it: defaults filled in, profiles already applied."""
+    return project.model_dump(mode="json", exclude={"profiles"})

@@ -1,0 +1,1 @@
+"""The spec language: models, the positioned YAML loader, profiles and the JSON Schema."""
