@@ -1,0 +1,30 @@
+"""Names shared by the model server and the monitoring rules: one contract, in one module.
+
+The server exports these metrics; the monitoring target writes PromQL over them. Neither side
+spells a metric name anywhere else.
+"""
+
+from __future__ import annotations
+
+REQUESTS_TOTAL = "mlspec_requests_total"  # counter {model, version, code}
+REQUEST_DURATION = "mlspec_request_duration_seconds"  # histogram {model, version}
+PREDICTIONS_TOTAL = "mlspec_predictions_total"  # counter {model, version, class}
+FEATURE_DRIFT = "mlspec_feature_drift"  # gauge {model, version, feature, method}
+MODEL_PERFORMANCE = "mlspec_model_performance"  # gauge {model, version, metric}
+MODEL_INFO = "mlspec_model_info"  # gauge = 1 {model, version}
+
+METRIC_LABELS: dict[str, tuple[str, ...]] = {
+    REQUESTS_TOTAL: ("model", "version", "code"),
+    REQUEST_DURATION: ("model", "version"),
+    PREDICTIONS_TOTAL: ("model", "version", "class"),
+    FEATURE_DRIFT: ("model", "version", "feature", "method"),
+    MODEL_PERFORMANCE: ("model", "version", "metric"),
+    MODEL_INFO: ("model", "version"),
+}
+
+# Latency histogram buckets, seconds; the p99 alert reads these.
+DURATION_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
+
+SERVER_PORT = 8080
+METRICS_PATH = "/metrics"
+FEEDBACK_PATH = "/feedback"
