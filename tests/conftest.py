@@ -1,0 +1,51 @@
+"""Shared test fixtures and options."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+EXAMPLES = sorted(REPO.glob("examples/*/mlproject.yaml"))
+ORACLES = (REPO / ".." / "shared" / "oracles").resolve()
+VENV_BIN = REPO / ".venv" / "bin"
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption("--update-golden", action="store_true",
+                     help="Rewrite golden files from the current output instead of comparing.")
+
+
+@pytest.fixture
+def update_golden(request: pytest.FixtureRequest) -> bool:
+    return bool(request.config.getoption("--update-golden"))
+
+
+def oracle(name: str) -> Path:
+    """Path to an oracle script, or skip when ../shared is not beside the repo."""
+    path = ORACLES / name
+    if not path.exists():
+        pytest.skip(f"../shared/oracles/{name} is not available (../shared is absent)")
+    return path
+
+
+def example_profiles(spec: Path) -> list[str | None]:
+    """None (the base) plus every profile the example defines."""
+    import yaml
+
+    data = yaml.safe_load(spec.read_text())
+    return [None, *sorted((data.get("profiles") or {}).keys())]
+
+
+@pytest.fixture(autouse=True)
+def _venv_first_on_path(monkeypatch: pytest.MonkeyPatch) -> None:
+    # KFP lightweight components call `python3`; the venv's must win over the pyenv shim.
+    if VENV_BIN.is_dir():
+        monkeypatch.setenv("PATH", f"{VENV_BIN}{os.pathsep}{os.environ.get('PATH', '')}")
+
+
+def have(program: str) -> bool:
+    return shutil.which(program) is not None
