@@ -28,3 +28,8 @@ DURATION_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0
 SERVER_PORT = 8080
 METRICS_PATH = "/metrics"
 FEEDBACK_PATH = "/feedback"
+
+# Alert labels the monitoring rules set and Alertmanager's retraining route and the retraining
+# trigger (``mlspec trigger serve``) match on.
+PROJECT_LABEL = "mlspec_project"  # metadata.name of the project an alert belongs to
+RETRAIN_LABEL = "mlspec_retrain"  # "true" on the alerts in monitoring.alerts.retrain_on
