@@ -1,0 +1,213 @@
+"""The Kubeflow Pipelines target: the pipeline graph as KFP v2 IR, made by the kfp SDK's compiler.
+
+Every step is a lightweight Python component whose ``base_image`` is the runtime image and whose
+body runs ``python -m mlspec.runtime STEP`` (the runtime step contract in ``mlspec.graph``), so the
+same IR runs on a cluster and under ``kfp.local.SubprocessRunner`` (which cannot run container
+components). The gate's ``passed`` value is a string output parameter and ``register`` sits in a
+``dsl.If(passed == "true")``. Everything is built inside ``render`` (never at import time) and
+only from the graph; the spec enters the IR only as the default of the ``spec`` parameter.
+"""
+
+# No `from __future__ import annotations`: kfp reads the pipeline function's annotations as types.
+import json
+import keyword
+import linecache
+import tempfile
+from pathlib import Path
+from typing import Any, Callable
+
+from mlspec.graph import DATASET, JSON_FILE, MODEL, VALUE, PipelineGraph, Step, resolved_spec
+from mlspec.spec.models import Project
+from mlspec.targets import OutputFile
+
+OUTPUT_PATH = "kfp/pipeline.yaml"
+
+# Graph artifact kind -> the kfp artifact class a component declares for it.
+ARTIFACT_TYPES = {DATASET: "Dataset", MODEL: "Model", JSON_FILE: "Artifact"}
+GPU_RESOURCE = "nvidia.com/gpu"
+# Pipeline parameters: the resolved spec (JSON) and the data source (overrides data.source.uri).
+SPEC_PARAM, DATA_URI_PARAM = "spec", "data_uri"
+# Only the first step reads the data source; the others get the data through artifacts.
+DATA_STEP = "ingest"
+
+
+def _mlspec_step(step: str, spec: str, inputs: dict, outputs: dict, values: list,
+                 data_uri: str = "") -> dict:
+    """Run one ``mlspec.runtime`` step; this source is shipped inside every component.
+
+    Arguments are passed as a list (never through a shell). VALUE outputs (the gate's
+    ``passed``) are written by the runtime to a scratch file and returned as bare text, which
+    the component returns as its ``Output`` parameter.
+    """
+    import json
+    import os
+    import subprocess
+    import sys
+    import tempfile
+
+    if data_uri:
+        resolved = json.loads(spec)
+        resolved["data"]["source"]["uri"] = data_uri
+        spec = json.dumps(resolved, sort_keys=True, separators=(",", ":"))
+    scratch = tempfile.mkdtemp(prefix="mlspec-values-")
+    paths = {**outputs, **{name: os.path.join(scratch, name) for name in values}}
+    argv = [sys.executable, "-m", "mlspec.runtime", step, "--spec", spec]
+    for name in sorted(inputs):
+        argv += ["--in", f"{name}={inputs[name]}"]
+    for name in sorted(paths):
+        argv += ["--out", f"{name}={paths[name]}"]
+    code = subprocess.run(argv, check=False).returncode
+    if code != 0:
+        raise SystemExit(f"mlspec.runtime {step} failed (exit code {code})")
+    result = {}
+    for name in values:
+        with open(paths[name], encoding="utf-8") as fh:
+            result[name] = fh.read().strip()
+    return result
+
+
+def render(project: Project, graph: PipelineGraph) -> list[OutputFile]:
+    """Compile the pipeline graph to KFP v2 IR YAML (``kfp/pipeline.yaml``)."""
+    spec_json = json.dumps(resolved_spec(project), sort_keys=True, separators=(",", ":"))
+    pipeline_func = _pipeline_function(graph, spec_json)
+    return [OutputFile(OUTPUT_PATH, _compile(pipeline_func))]
+
+
+def _compile(pipeline_func: Callable[..., Any]) -> str:
+    from kfp import compiler
+
+    with tempfile.TemporaryDirectory(prefix="mlspec-kfp-") as tmp:
+        path = Path(tmp) / "pipeline.yaml"
+        compiler.Compiler().compile(pipeline_func, package_path=str(path))
+        return path.read_text(encoding="utf-8")
+
+
+def _pipeline_function(graph: PipelineGraph, spec_json: str) -> Callable[..., Any]:
+    """The ``@dsl.pipeline`` function: one task per graph step, the gate as ``dsl.If``."""
+    from kfp import dsl
+
+    components = {step.name: _component(graph, step) for step in graph.steps}
+
+    def pipeline(spec: str = spec_json, data_uri: str = graph.data_uri) -> None:
+        tasks: dict[str, Any] = {}
+        for step in graph.steps:
+            arguments = _arguments(graph, step, tasks, spec, data_uri)
+            if step.run_if is None:
+                tasks[step.name] = _configure(components[step.name](**arguments), step)
+                continue
+            gate_step, value = step.run_if
+            passed = _output(graph, tasks, gate_step, value)
+            with dsl.If(passed == "true", name=f"{gate_step}-{value}"):
+                tasks[step.name] = _configure(components[step.name](**arguments), step)
+
+    return dsl.pipeline(name=graph.name, description=graph.description)(pipeline)
+
+
+def _arguments(graph: PipelineGraph, step: Step, tasks: dict[str, Any], spec: Any,
+               data_uri: Any) -> dict[str, Any]:
+    arguments = {SPEC_PARAM: spec}
+    if step.name == DATA_STEP:
+        arguments[DATA_URI_PARAM] = data_uri
+    for item in step.inputs:
+        arguments[_identifier(item.name)] = _output(graph, tasks, item.step, item.output)
+    return arguments
+
+
+def _output(graph: PipelineGraph, tasks: dict[str, Any], step: str, output: str) -> Any:
+    """A task output as a pipeline channel. A step's VALUE output is its return value: kfp.local
+    resolves a condition only on a task's ``Output`` parameter, not on named ones."""
+    if graph.step(step).output(output).kind == VALUE:
+        return tasks[step].outputs["Output"]
+    return tasks[step].outputs[output]
+
+
+def _configure(task: Any, step: Step) -> Any:
+    """Scheduling from the graph: resources, GPU, node selector, tolerations, retries, caching."""
+    from kfp import kubernetes
+
+    res = step.resources
+    task.set_display_name(step.name)
+    task.set_cpu_request(res.cpu).set_cpu_limit(res.cpu)
+    task.set_memory_request(res.memory).set_memory_limit(res.memory)
+    if res.gpu:
+        task.set_accelerator_type(GPU_RESOURCE).set_accelerator_limit(str(res.gpu))
+    for key, value in res.node_selector:
+        kubernetes.add_node_selector(task, label_key=key, label_value=value)
+    for toleration in res.tolerations:
+        kubernetes.add_toleration(task, **dict(toleration))
+    if step.retries:
+        task.set_retry(num_retries=step.retries)
+    task.set_caching_options(enable_caching=step.cacheable)
+    if step.timeout_seconds:
+        kubernetes.set_timeout(task, step.timeout_seconds)
+    return task
+
+
+# --- components -------------------------------------------------------------------------------
+def _component(graph: PipelineGraph, step: Step) -> Any:
+    """A lightweight component for ``step`` whose body calls ``_mlspec_step``."""
+    from kfp import dsl
+
+    func = _step_function(graph, step)
+    return dsl.component(func, base_image=graph.image, install_kfp_package=False,
+                         additional_funcs=[_mlspec_step])
+
+
+def _step_function(graph: PipelineGraph, step: Step) -> Callable[..., Any]:
+    """Define the component function from generated source.
+
+    kfp serializes a component's body with ``inspect.getsource``, and each step has its own
+    signature, so the function is written as text and registered with ``linecache``. Only graph
+    names (checked to be identifiers) and ``repr`` literals go into the source, never spec text.
+    """
+    from kfp import dsl
+
+    source = _step_source(graph, step)
+    filename = f"<mlspec-kfp-{step.name}>"
+    linecache.cache[filename] = (len(source), None, source.splitlines(keepends=True), filename)
+    namespace: dict[str, Any] = {
+        "Input": dsl.Input, "Output": dsl.Output, "OutputPath": dsl.OutputPath,
+        "Dataset": dsl.Dataset, "Model": dsl.Model, "Artifact": dsl.Artifact,
+        "_mlspec_step": _mlspec_step,
+    }
+    exec(compile(source, filename, "exec", dont_inherit=True), namespace)  # noqa: S102 - source built from the graph
+    return namespace[_identifier(step.name)]
+
+
+def _step_source(graph: PipelineGraph, step: Step) -> str:
+    producers = {s.name: s for s in graph.steps}
+    params = [f"{SPEC_PARAM}: str"]
+    if step.name == DATA_STEP:
+        params.append(f"{DATA_URI_PARAM}: str")
+    inputs, outputs = [], []
+    for item in step.inputs:
+        kind = producers[item.step].output(item.output).kind
+        name = _identifier(item.name)
+        params.append(f"{name}: {'str' if kind == VALUE else f'Input[{ARTIFACT_TYPES[kind]}]'}")
+        inputs.append(f"{item.name!r}: {name}" + ("" if kind == VALUE else ".path"))
+    for artifact in step.outputs:
+        if artifact.kind != VALUE:
+            name = _identifier(artifact.name)
+            params.append(f"{name}: Output[{ARTIFACT_TYPES[artifact.kind]}]")
+            outputs.append(f"{artifact.name!r}: {name}.path")
+    values = [a.name for a in step.outputs if a.kind == VALUE]
+    if len(values) > 1:
+        raise ValueError(f"step {step.name}: KFP components return at most one value output")
+    data_uri = f", {DATA_URI_PARAM}" if step.name == DATA_STEP else ""
+    call = (f"_mlspec_step({step.name!r}, {SPEC_PARAM}, {{{', '.join(inputs)}}}, "
+            f"{{{', '.join(outputs)}}}, {values!r}{data_uri})")
+    body = f"return {call}[{values[0]!r}]" if values else call
+    returns = " -> str" if values else ""
+    return (
+        f"def {_identifier(step.name)}({', '.join(params)}){returns}:\n"
+        f"    {step.description!r}\n"
+        f"    {body}\n"
+    )
+
+
+def _identifier(name: str) -> str:
+    """A graph name as a Python identifier (``validate-data`` -> ``validate_data``)."""
+    ident = name.replace("-", "_")
+    if not ident.isidentifier() or keyword.iskeyword(ident) or ident in (SPEC_PARAM, DATA_URI_PARAM):
+        raise ValueError(f"graph name {name!r} cannot name a KFP component input")
+    return ident
