@@ -1,0 +1,81 @@
+"""Lint rules for ``triggers``: the schedule, git and alert-driven retraining."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+
+from mlspec.errors import Severity
+from mlspec.lint.base import Context, Finding, rule
+from mlspec.lint.cron import CronError, parse_cron
+
+_GIT_URL = re.compile(r"^(https?://|ssh://|git://|git@[^:]+:)\S+$")
+
+
+@rule("MLS260", "bad-cron")
+def bad_cron(ctx: Context) -> Iterator[Finding]:
+    """triggers.schedule is not a valid five-field cron expression.
+
+    Anti-pattern: ``schedule: "0 3 * *"`` (four fields), ``"0 25 * * *"`` (hour 25),
+    ``"0 3 * * 7"`` (Kubernetes CronJobs count weekdays 0–6).
+
+    Best practice: ``minute hour day-of-month month day-of-week``, e.g. ``"0 3 * * 1"``
+    (Mondays at 03:00), or a macro such as ``@daily``.
+    """
+    schedule = ctx.project.triggers.schedule
+    if schedule is None:
+        return
+    try:
+        parse_cron(schedule)
+    except CronError as exc:
+        yield Finding(("triggers", "schedule"), f"invalid cron schedule '{schedule}': {exc}",
+                      "format: minute hour day-of-month month day-of-week, e.g. '0 3 * * 1'")
+
+
+@rule("MLS261", "cron-never-fires", Severity.WARNING)
+def cron_never_fires(ctx: Context) -> Iterator[Finding]:
+    """triggers.schedule parses but names a day that never comes.
+
+    Anti-pattern: ``"0 0 30 2 *"`` (30 February) or ``"0 0 31 4,6 *"``.
+
+    Best practice: a day that every chosen month has.
+    """
+    schedule = ctx.project.triggers.schedule
+    if schedule is None:
+        return
+    try:
+        cron = parse_cron(schedule)
+    except CronError:
+        return  # MLS260 reports it
+    if not cron.can_fire():
+        yield Finding(("triggers", "schedule"), f"the schedule '{schedule}' never fires "
+                      "(no chosen month has that day)")
+
+
+@rule("MLS262", "on-alert-without-retrain-on")
+def on_alert_without_retrain_on(ctx: Context) -> Iterator[Finding]:
+    """triggers.on_alert is true but monitoring.alerts.retrain_on is empty.
+
+    Anti-pattern: ``on_alert: true`` with ``retrain_on: []`` — no alert is routed to the
+    retraining trigger, so it never runs.
+
+    Best practice: ``retrain_on: [drift, performance]``, or ``on_alert: false``.
+    """
+    if ctx.project.triggers.on_alert and not ctx.project.monitoring.alerts.retrain_on:
+        yield Finding(("triggers", "on_alert"),
+                      "on_alert is true, but monitoring.alerts.retrain_on is empty",
+                      "list alerts in retrain_on, e.g. [drift, performance]")
+
+
+@rule("MLS263", "bad-git-url", Severity.WARNING)
+def bad_git_url(ctx: Context) -> Iterator[Finding]:
+    """triggers.git.repo is not a git URL.
+
+    Anti-pattern: ``repo: example/iris`` (no host) — the EventListener cannot match pushes.
+
+    Best practice: ``https://github.com/example/iris`` or ``git@github.com:example/iris.git``.
+    """
+    git = ctx.project.triggers.git
+    if git is not None and not _GIT_URL.match(git.repo):
+        yield Finding(("triggers", "git", "repo"), f"'{git.repo}' is not a git URL",
+                      "use https://HOST/OWNER/REPO or git@HOST:OWNER/REPO.git")
