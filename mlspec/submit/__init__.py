@@ -1,0 +1,60 @@
+"""``mlspec submit``: send the compiled pipeline to a cluster, dispatched on ``--target``.
+
+``kfp`` uploads the IR through the KFP API (``mlspec.submit.kfp``); ``tekton`` applies the
+PipelineRun through the Kubernetes API (``mlspec.submit.tekton``). Each backend module is
+imported only when its target is chosen, so neither pays for the other's client library.
+"""
+
+from __future__ import annotations
+
+import sys
+
+from mlspec.errors import UsageError, did_you_mean
+
+EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+SUBMIT_TARGETS = ("kfp", "tekton")
+
+
+def submit_command(spec: str, target: str, host: str | None = None, experiment: str | None = None,
+                   namespace: str | None = None, apply_definitions: bool = False,
+                   profile: str | None = None) -> int:
+    """The ``mlspec submit`` command: returns the exit code.
+
+    Raises:
+        UsageError: unknown target or profile, or an option the target needs is missing.
+    """
+    if target not in SUBMIT_TARGETS:
+        hint = did_you_mean(target, SUBMIT_TARGETS)
+        raise UsageError(f"cannot submit to {target!r}" + (f"; {hint}" if hint else "")
+                         + f" (targets: {', '.join(SUBMIT_TARGETS)})")
+    if target == "kfp" and not host:
+        raise UsageError("--target kfp needs --host URL (the KFP API endpoint, e.g. "
+                         "http://localhost:8080)")
+    loaded = _load_valid(spec, profile)
+    if loaded is None:
+        return EXIT_FAILED
+    if target == "kfp":
+        from mlspec.submit.kfp import submit_kfp
+
+        return submit_kfp(loaded, host=host, experiment=experiment, namespace=namespace)
+    from mlspec.submit.tekton import submit_tekton
+
+    return submit_tekton(loaded, namespace=namespace, apply_definitions=apply_definitions)
+
+
+def _load_valid(spec: str, profile: str | None):
+    """The loaded spec when it is valid; otherwise its diagnostics are printed and None returned."""
+    from mlspec.output import check_spec, print_diagnostics
+    from mlspec.spec.loader import load_spec
+
+    loaded = load_spec(spec, profile)
+    if loaded.unreadable:
+        print_diagnostics(loaded.diagnostics, spec)
+        raise UsageError(f"cannot read {spec}")
+    diagnostics = check_spec(loaded, spec)
+    if diagnostics:
+        print_diagnostics(diagnostics, spec)
+    if loaded.project is None or any(d.is_error for d in diagnostics):
+        print(f"error: {spec} is not a valid spec; nothing submitted", file=sys.stderr)
+        return None
+    return loaded
