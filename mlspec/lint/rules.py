@@ -60,6 +60,7 @@ RULES: tuple[Rule, ...] = (
     triggers.cron_never_fires,
     triggers.on_alert_without_retrain_on,
     triggers.bad_git_url,
+    triggers.cron_day_or,
     # profiles
     profiles.empty_profile,
     profiles.profile_overlays_identity,

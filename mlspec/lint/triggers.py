@@ -79,3 +79,25 @@ def bad_git_url(ctx: Context) -> Iterator[Finding]:
     if git is not None and not _GIT_URL.match(git.repo):
         yield Finding(("triggers", "git", "repo"), f"'{git.repo}' is not a git URL",
                       "use https://HOST/OWNER/REPO or git@HOST:OWNER/REPO.git")
+
+
+@rule("MLS264", "cron-day-or", Severity.WARNING)
+def cron_day_or(ctx: Context) -> Iterator[Finding]:
+    """triggers.schedule restricts both day of month and day of week, which cron ORs.
+
+    Anti-pattern: ``"0 3 1-7 * mon"`` meant as "the first Monday": cron runs on days 1–7 *and*
+    on every Monday.
+
+    Best practice: restrict one of the two day fields and leave the other ``*``.
+    """
+    schedule = ctx.project.triggers.schedule
+    if schedule is None:
+        return
+    try:
+        cron = parse_cron(schedule)
+    except CronError:
+        return
+    if not cron.star[2] and not cron.star[4]:
+        yield Finding(("triggers", "schedule"), f"'{schedule}' runs when either the day of month "
+                      "or the day of week matches, not when both do",
+                      "restrict only one of the two day fields")
