@@ -1,0 +1,315 @@
+#!/usr/bin/env python
+"""Serving benchmark: mlspec's server vs tuned MLServer vs a bare ASGI floor, side by side.
+
+Same scikit-learn model (a 20-feature LogisticRegression), same load generator (wrk with a Lua
+script POSTing one Open Inference Protocol v2 body), same host (127.0.0.1), one run:
+
+- ``mlserver``: MLServer + mlserver-sklearn in ``bench/.venv-mlserver`` (created on first use),
+  tuned (``debug: false``, ``parallel_workers: 0``);
+- ``floor``: a bare ASGI app under uvicorn (uvloop + httptools) that only parses the body and
+  calls ``predict`` - no validation, no metrics: the floor any server pays;
+- ``mlspec``: ``python -m mlspec.runtime.server`` with metrics and online drift on (the model
+  folder carries a reference profile).
+
+Prints req/s, p50/p99 latency and errors per server, and ratios against MLServer. Run with the
+project venv: ``.venv/bin/python bench/serve_bench.py [--quick] [--rounds N]``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import textwrap
+import time
+import urllib.request
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+REPO = HERE.parent
+PY = Path(sys.executable)
+MLSERVER_VENV = HERE / ".venv-mlserver"
+MLSERVER_PACKAGES = ["mlserver", "mlserver-sklearn", "uvloop==0.21.0", "uvicorn", "httptools"]
+N_FEATURES = 20
+MODEL_NAME = "lr"
+
+FLOOR_APP = '''
+import joblib, numpy as np
+try:
+    import orjson; loads, dumps = orjson.loads, orjson.dumps
+except ImportError:
+    import json; loads = json.loads; dumps = lambda o: json.dumps(o).encode()
+MODEL = joblib.load(%(model)r)
+
+async def app(scope, receive, send):
+    if scope["type"] != "http":
+        return
+    if scope["method"] == "GET":  # readiness probe of the benchmark
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.body", "body": b"{}"})
+        return
+    body = b""
+    while True:
+        message = await receive()
+        body += message.get("body", b"")
+        if not message.get("more_body"):
+            break
+    tensor = loads(body)["inputs"][0]
+    rows = np.asarray(tensor["data"], dtype=np.float64).reshape(tensor["shape"])
+    out = MODEL.predict(rows)
+    payload = dumps({"model_name": "lr", "outputs": [{"name": "predict", "shape": [len(out)],
+                     "datatype": "INT64", "data": out.tolist()}]})
+    await send({"type": "http.response.start", "status": 200,
+                "headers": [(b"content-type", b"application/json")]})
+    await send({"type": "http.response.body", "body": payload})
+'''
+
+WRK_LUA = '''
+wrk.method = "POST"
+wrk.headers["Content-Type"] = "application/json"
+wrk.body = %(body)s
+done = function(summary, latency, requests)
+  local e = summary.errors
+  io.write(string.format(
+    "RESULT {\\"requests\\": %%d, \\"duration_us\\": %%d, \\"p50_us\\": %%d, \\"p99_us\\": %%d, " ..
+    "\\"connect\\": %%d, \\"read\\": %%d, \\"write\\": %%d, \\"status\\": %%d, \\"timeout\\": %%d}\\n",
+    summary.requests, summary.duration, latency:percentile(50), latency:percentile(99),
+    e.connect, e.read, e.write, e.status, e.timeout))
+end
+'''
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def ensure_mlserver_venv() -> Path:
+    """Create bench/.venv-mlserver with MLServer, its sklearn runtime and uvicorn (once)."""
+    bin_dir = MLSERVER_VENV / "bin"
+    if (bin_dir / "mlserver").exists() and (MLSERVER_VENV / ".complete").exists():
+        return bin_dir
+    import sklearn
+
+    print(f"creating {MLSERVER_VENV} (one time) ...", flush=True)
+    base = Path(getattr(sys, "_base_executable", sys.executable))
+    subprocess.run([str(base), "-m", "venv", str(MLSERVER_VENV)], check=True)
+    # Same scikit-learn as the project so both servers load the very same fitted model.
+    subprocess.run([str(bin_dir / "pip"), "install", "-q", *MLSERVER_PACKAGES,
+                    f"scikit-learn=={sklearn.__version__}"], check=True)
+    (MLSERVER_VENV / ".complete").write_text(" ".join(MLSERVER_PACKAGES) + "\n")
+    return bin_dir
+
+
+def train_model(work: Path) -> tuple[Path, Path, list[float]]:
+    """A 20-feature LogisticRegression: an MLflow folder (with reference profile) and a joblib."""
+    import joblib
+    import mlflow.sklearn
+    import numpy as np
+    import pandas as pd
+    from mlflow.models import infer_signature
+    from sklearn.datasets import make_classification
+    from sklearn.linear_model import LogisticRegression
+
+    from mlspec.runtime.features import FeatureSpec
+    from mlspec.runtime.profile import PROFILE_FILE, build_profile
+
+    X, y = make_classification(n_samples=2000, n_features=N_FEATURES, n_informative=10,
+                               random_state=0)
+    frame = pd.DataFrame(X, columns=[f"f{i}" for i in range(N_FEATURES)])
+    model = LogisticRegression(max_iter=1000).fit(frame, y)
+    folder = work / "mlflow-model"
+    mlflow.sklearn.save_model(model, str(folder), signature=infer_signature(frame, y),
+                              pip_requirements=[])
+    profile = build_profile(frame, [FeatureSpec(c, "float") for c in frame.columns])
+    (folder / PROFILE_FILE).write_text(json.dumps(profile))
+    joblib_path = work / "mlserver" / "model.joblib"
+    joblib_path.parent.mkdir()
+    # MLServer loads a plain joblib; fit on an ndarray so it does not warn on every request.
+    joblib.dump(LogisticRegression(max_iter=1000).fit(X, y), joblib_path)
+    return folder, joblib_path, [round(float(v), 6) for v in np.asarray(X[0])]
+
+
+def wait_ready(port: int, proc: subprocess.Popen, timeout: float = 90) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"server exited with {proc.returncode}")
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/v2/health/ready", timeout=1):
+                return
+        except OSError:
+            time.sleep(0.3)
+    raise RuntimeError("server did not become ready")
+
+
+def check_answer(port: int, body: bytes) -> None:
+    """One real request: a 200 with a prediction, so a benchmark never times an error path."""
+    req = urllib.request.Request(f"http://127.0.0.1:{port}/v2/models/{MODEL_NAME}/infer",
+                                 data=body, headers={"Content-Type": "application/json"})
+    with urllib.request.urlopen(req, timeout=5) as resp:
+        out = json.loads(resp.read())
+    assert out["outputs"][0]["data"][0] in (0, 1), out
+
+
+def start(name: str, work: Path, model_dir: Path, joblib_path: Path,
+          mlserver_bin: Path) -> tuple[subprocess.Popen, int]:
+    port = free_port()
+    log = open(work / f"{name}.log", "w")
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    if name == "mlspec":
+        cmd = [str(PY), "-m", "mlspec.runtime.server", str(model_dir), "--host", "127.0.0.1",
+               "--port", str(port), "--name", MODEL_NAME]
+        env["PYTHONPATH"] = str(REPO)
+        cwd = REPO
+    elif name == "floor":
+        (work / "floor_app.py").write_text(FLOOR_APP % {"model": str(joblib_path)})
+        cmd = [str(mlserver_bin / "python"), "-m", "uvicorn", "floor_app:app", "--host",
+               "127.0.0.1", "--port", str(port), "--loop", "uvloop", "--http", "httptools",
+               "--no-access-log", "--log-level", "warning"]
+        cwd = work
+    else:
+        folder = joblib_path.parent
+        (folder / "settings.json").write_text(json.dumps({
+            "debug": False, "parallel_workers": 0, "host": "127.0.0.1", "http_port": port,
+            "grpc_port": free_port(), "metrics_port": free_port()}))
+        (folder / "model-settings.json").write_text(json.dumps({
+            "name": MODEL_NAME, "implementation": "mlserver_sklearn.SKLearnModel",
+            "parameters": {"uri": "./model.joblib", "version": "v1"}}))
+        cmd = [str(mlserver_bin / "mlserver"), "start", str(folder)]
+        cwd = folder
+    proc = subprocess.Popen(cmd, cwd=cwd, env=env, stdout=log, stderr=subprocess.STDOUT,
+                            start_new_session=True)
+    try:
+        wait_ready(port, proc)
+    except Exception:
+        stop(proc)
+        raise RuntimeError(f"{name} did not start; see {work / (name + '.log')}") from None
+    return proc, port
+
+
+def stop(proc: subprocess.Popen) -> None:
+    if proc.poll() is None:
+        os.killpg(proc.pid, signal.SIGTERM)
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+
+
+class Scraper:
+    """Scrapes /metrics every second during a run, as Prometheus would (more often, in fact),
+    so the online drift is really computed while the load runs."""
+
+    def __init__(self, port: int) -> None:
+        import threading
+
+        self.port = port
+        self.count = 0
+        self.drift_series = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    def _run(self) -> None:
+        while not self._stop.wait(1.0):
+            with urllib.request.urlopen(f"http://127.0.0.1:{self.port}/metrics", timeout=5) as r:
+                text = r.read().decode()
+            self.count += 1
+            self.drift_series = sum(1 for x in text.splitlines()
+                                    if x.startswith("mlspec_feature_drift{"))
+
+
+def wrk(port: int, script: Path, seconds: int, connections: int, threads: int) -> dict:
+    out = subprocess.run(
+        ["wrk", f"-t{threads}", f"-c{connections}", f"-d{seconds}s", "--timeout", "5s",
+         "-s", str(script), f"http://127.0.0.1:{port}/v2/models/{MODEL_NAME}/infer"],
+        capture_output=True, text=True, check=True)
+    line = next(x for x in out.stdout.splitlines() if x.startswith("RESULT "))
+    r = json.loads(line[len("RESULT "):])
+    errors = r["connect"] + r["read"] + r["write"] + r["status"] + r["timeout"]
+    return {"rps": r["requests"] / (r["duration_us"] / 1e6), "p50_ms": r["p50_us"] / 1000,
+            "p99_ms": r["p99_us"] / 1000, "errors": errors, "requests": r["requests"]}
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--quick", action="store_true", help="5 s runs instead of 20 s")
+    ap.add_argument("--seconds", type=int, default=None)
+    ap.add_argument("--connections", type=int, default=16)
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--rounds", type=int, default=1, help="Interleaved rounds; medians reported")
+    ap.add_argument("--servers", default="mlserver,floor,mlspec")
+    ap.add_argument("--json", help="Also write the figures here")
+    args = ap.parse_args()
+    seconds = args.seconds or (5 if args.quick else 20)
+    if shutil.which("wrk") is None:
+        print("error: wrk is not installed (apt-get install -y wrk)", file=sys.stderr)
+        return 2
+    servers = [s for s in args.servers.split(",") if s]
+    mlserver_bin = ensure_mlserver_venv() if {"mlserver", "floor"} & set(servers) else Path()
+    work = Path(tempfile.mkdtemp(prefix="mlspec-bench-"))
+    model_dir, joblib_path, row = train_model(work)
+    body = json.dumps({"inputs": [{"name": "input-0", "shape": [1, N_FEATURES],
+                                   "datatype": "FP64", "data": row}]})
+    script = work / "infer.lua"
+    script.write_text(WRK_LUA % {"body": json.dumps(body)})
+    results: dict[str, list[dict]] = {s: [] for s in servers}
+    for round_no in range(args.rounds):
+        for name in servers:
+            proc, port = start(name, work, model_dir, joblib_path, mlserver_bin)
+            scraper = Scraper(port) if name == "mlspec" else None
+            try:
+                check_answer(port, body.encode())
+                wrk(port, script, 2, args.connections, args.threads)  # warm-up
+                if scraper:
+                    scraper.start()
+                r = wrk(port, script, seconds, args.connections, args.threads)
+            finally:
+                if scraper:
+                    scraper.stop()
+                stop(proc)
+            if scraper:
+                r["scrapes"] = scraper.count
+                r["drift_series"] = scraper.drift_series
+            results[name].append(r)
+            print(f"round {round_no + 1} {name:9s} {r['rps']:9.0f} req/s  p50 {r['p50_ms']:6.2f} ms"
+                  f"  p99 {r['p99_ms']:6.2f} ms  errors {r['errors']}", flush=True)
+    summary = {name: {k: statistics.median(r[k] for r in runs) for k in runs[0]}
+               for name, runs in results.items()}
+    print(f"\nconcurrency {args.connections}, {seconds} s per run, {args.rounds} round(s), "
+          f"wrk -t{args.threads}, {os.cpu_count()} CPUs, load {os.getloadavg()[0]:.2f}")
+    print(f"{'server':10s} {'req/s':>9s} {'p50 ms':>8s} {'p99 ms':>8s} {'errors':>7s}")
+    for name, r in summary.items():
+        print(f"{name:10s} {r['rps']:9.0f} {r['p50_ms']:8.2f} {r['p99_ms']:8.2f} {r['errors']:7.0f}")
+    if "mlserver" in summary:
+        base = summary["mlserver"]
+        for name, r in summary.items():
+            if name != "mlserver":
+                print(f"{name} / mlserver: {r['rps'] / base['rps']:.2f}x req/s, "
+                      f"p99 {r['p99_ms'] / base['p99_ms']:.2f}x")
+    if args.json:
+        Path(args.json).write_text(json.dumps({"seconds": seconds, "rounds": args.rounds,
+                                               "connections": args.connections,
+                                               "results": results, "median": summary}, indent=1))
+    shutil.rmtree(work, ignore_errors=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,112 @@
+"""Online drift: recent inputs in a ring buffer, compared with the training reference profile.
+
+The request path only copies the batch's rows into a fixed-size ring buffer (O(rows)). The
+comparison runs when ``/metrics`` is scraped, at most once per ``min_interval`` seconds, through
+the runtime's ``drift_from_profile`` (the same statistics ``mlspec drift`` reports).
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import numpy as np
+
+from mlspec.runtime.serving_model import Column
+
+
+class OnlineDrift:
+    """A sliding window of the last ``window`` input rows and its drift against a profile."""
+
+    def __init__(self, profile: dict, columns: tuple[Column, ...], method: str = "psi",
+                 window: int = 1000, min_rows: int = 50, min_interval: float = 1.0,
+                 features: list[str] | None = None) -> None:
+        self.profile = profile
+        self.method = method
+        self.window = window
+        self.min_rows = min_rows
+        self.min_interval = min_interval
+        profiled = _profiled_features(profile)
+        wanted = set(features) if features else None
+        self.indices = [i for i, c in enumerate(columns)
+                        if (not profiled or c.name in profiled) and (wanted is None or c.name in wanted)]
+        self.names = [columns[i].name for i in self.indices]
+        numeric = all(columns[i].numeric for i in self.indices)
+        self.buffer = np.empty((window, len(self.indices)), dtype=np.float64 if numeric else object)
+        self.filled = 0
+        self.cursor = 0
+        self._cache: dict[str, tuple[str, float]] = {}
+        self._cached_at = -1.0e18
+        self._dirty = False
+
+    def add(self, rows: np.ndarray) -> None:
+        """Append a batch of rows (N, F) in the model's column order; the oldest fall out."""
+        part = rows[:, self.indices] if len(self.indices) != rows.shape[1] else rows
+        n = part.shape[0]
+        if n >= self.window:
+            self.buffer[:] = part[-self.window:]
+            self.cursor, self.filled = 0, self.window
+        else:
+            end = self.cursor + n
+            if end <= self.window:
+                self.buffer[self.cursor:end] = part
+            else:
+                first = self.window - self.cursor
+                self.buffer[self.cursor:] = part[:first]
+                self.buffer[:n - first] = part[first:]
+            self.cursor = end % self.window
+            self.filled = min(self.window, self.filled + n)
+        self._dirty = True
+
+    def values(self) -> dict[str, tuple[str, float]]:
+        """Feature -> (method, statistic) over the current window; empty below ``min_rows``."""
+        if self.filled < self.min_rows:
+            return {}
+        now = time.monotonic()
+        if self._dirty and now - self._cached_at >= self.min_interval:
+            self._cache = self._compute()
+            self._cached_at = now
+            self._dirty = False
+        return self._cache
+
+    def _compute(self) -> dict[str, tuple[str, float]]:
+        current = self.buffer[:self.filled]
+        columns = {name: current[:, j] for j, name in enumerate(self.names)}
+        try:
+            results = _drift_from_profile(self.profile, columns, self.method)
+        except Exception:  # noqa: BLE001 - a monitoring side path must never break serving
+            return self._cache
+        return {name: (method, value) for name, method, value in results}
+
+
+def _profiled_features(profile: dict) -> set[str]:
+    features = profile.get("features") if isinstance(profile, dict) else None
+    if isinstance(features, dict):
+        return {str(k) for k in features}
+    if isinstance(features, list):
+        return {str(f.get("name")) for f in features if isinstance(f, dict)}
+    return set()
+
+
+def _drift_from_profile(profile: dict, columns: dict[str, Any],
+                        method: str) -> list[tuple[str, str, float]]:
+    """(feature, method, statistic) per feature, through the runtime's drift module."""
+    from mlspec.runtime.drift import drift_from_profile
+
+    report = drift_from_profile(profile, columns, method)
+    return list(_results(report, method))
+
+
+def _results(report: Any, method: str):
+    """Accept the drift module's report as a dict with ``features`` or a list of per-feature
+    results (dicts or objects with ``name`` and ``statistic``)."""
+    items = report.get("features", report) if isinstance(report, dict) else report
+    if isinstance(items, dict):
+        items = [{"name": k, **(v if isinstance(v, dict) else {"statistic": v})}
+                 for k, v in items.items()]
+    for item in items:
+        get = item.get if isinstance(item, dict) else (lambda k, o=item: getattr(o, k, None))
+        value = get("statistic")
+        if value is None:
+            continue
+        yield str(get("name")), str(get("method") or method), float(value)

@@ -1,0 +1,102 @@
+"""The server's Prometheus metrics: O(1) updates on the request path, text exposition on scrape.
+
+Names and label sets come from :mod:`mlspec.contract` only. Every series carries the constant
+``model`` and ``version`` labels of the one model this server runs, so the request path updates
+plain dicts and lists; the text is rendered only when ``/metrics`` is scraped.
+"""
+
+from __future__ import annotations
+
+from bisect import bisect_left
+from typing import Callable
+
+from mlspec import contract
+
+
+def _escape(value: str) -> str:
+    return value.replace("\\", "\\\\").replace("\n", "\\n").replace('"', '\\"')
+
+
+def _number(value: float) -> str:
+    if value != value:  # NaN
+        return "NaN"
+    if value in (float("inf"), float("-inf")):
+        return "+Inf" if value > 0 else "-Inf"
+    return repr(float(value)) if not float(value).is_integer() else str(int(value))
+
+
+class Metrics:
+    """Counters, the latency histogram and gauges of one served model."""
+
+    def __init__(self, model: str, version: str) -> None:
+        self.base = f'model="{_escape(model)}",version="{_escape(version)}"'
+        self.requests: dict[int, int] = {}
+        self.bucket_counts = [0] * (len(contract.DURATION_BUCKETS) + 1)  # last: +Inf only
+        self.duration_sum = 0.0
+        self.duration_count = 0
+        self.predictions: dict[str, int] = {}
+        self.performance: dict[str, float] = {}
+        # Called at scrape time: feature -> (method, value); online drift is computed lazily.
+        self.drift_source: Callable[[], dict[str, tuple[str, float]]] | None = None
+
+    def observe(self, code: int, seconds: float) -> None:
+        """Count one inference request with its status code and latency."""
+        self.requests[code] = self.requests.get(code, 0) + 1
+        self.bucket_counts[bisect_left(contract.DURATION_BUCKETS, seconds)] += 1
+        self.duration_sum += seconds
+        self.duration_count += 1
+
+    def count_predictions(self, labels: list) -> None:
+        """Count predicted classes (classifiers) - one increment per prediction."""
+        counts = self.predictions
+        for label in labels:
+            key = str(label)
+            counts[key] = counts.get(key, 0) + 1
+
+    def count_values(self, n: int) -> None:
+        """Count regression predictions: they have no class, the label is empty."""
+        self.predictions[""] = self.predictions.get("", 0) + n
+
+    def render(self) -> str:
+        """The Prometheus text exposition (format 0.0.4) of every metric."""
+        base = self.base
+        lines: list[str] = []
+
+        def head(name: str, kind: str, text: str) -> None:
+            lines.append(f"# HELP {name} {text}")
+            lines.append(f"# TYPE {name} {kind}")
+
+        head(contract.MODEL_INFO, "gauge", "The model this server runs (always 1).")
+        lines.append(f"{contract.MODEL_INFO}{{{base}}} 1")
+        head(contract.REQUESTS_TOTAL, "counter", "Inference requests by HTTP status code.")
+        for code in sorted(self.requests):
+            lines.append(f'{contract.REQUESTS_TOTAL}{{{base},code="{code}"}} {self.requests[code]}')
+        self._histogram(lines, head)
+        head(contract.PREDICTIONS_TOTAL, "counter", "Predictions by predicted class.")
+        for label in sorted(self.predictions):
+            lines.append(f'{contract.PREDICTIONS_TOTAL}{{{base},class="{_escape(label)}"}} '
+                         f"{self.predictions[label]}")
+        head(contract.FEATURE_DRIFT, "gauge",
+             "Drift of recent inputs against the training reference profile, per feature.")
+        drift = self.drift_source() if self.drift_source else {}
+        for feature in sorted(drift):
+            method, value = drift[feature]
+            lines.append(f'{contract.FEATURE_DRIFT}{{{base},feature="{_escape(feature)}",'
+                         f'method="{_escape(method)}"}} {_number(value)}')
+        head(contract.MODEL_PERFORMANCE, "gauge",
+             "Model quality on recent ground truth received through /feedback.")
+        for metric in sorted(self.performance):
+            lines.append(f'{contract.MODEL_PERFORMANCE}{{{base},metric="{_escape(metric)}"}} '
+                         f"{_number(self.performance[metric])}")
+        return "\n".join(lines) + "\n"
+
+    def _histogram(self, lines: list[str], head: Callable[[str, str, str], None]) -> None:
+        name = contract.REQUEST_DURATION
+        head(name, "histogram", "Inference request latency in seconds.")
+        cumulative = 0
+        for bound, count in zip(contract.DURATION_BUCKETS, self.bucket_counts):
+            cumulative += count
+            lines.append(f'{name}_bucket{{{self.base},le="{_number(bound)}"}} {cumulative}')
+        lines.append(f'{name}_bucket{{{self.base},le="+Inf"}} {self.duration_count}')
+        lines.append(f"{name}_sum{{{self.base}}} {_number(self.duration_sum)}")
+        lines.append(f"{name}_count{{{self.base}}} {self.duration_count}")
