@@ -1,0 +1,181 @@
+"""``python -m mlspec.runtime STEP --spec SPEC --in NAME=PATH ... --out NAME=PATH ...``.
+
+Input and output names are the pipeline graph's (``mlspec.graph``). Exit codes: 0 ok, 1 the
+step failed (one line on stderr, no traceback), 2 usage. The gate exits 0 whether it passes or
+not (pipelines branch on its ``passed`` output); ``--fail-on-reject`` makes a rejection exit 1
+for use outside a pipeline.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from mlspec.runtime.errors import StepError
+
+
+@dataclass(frozen=True)
+class StepDef:
+    """A step's command-line shape: required/optional inputs and outputs, and its runner."""
+
+    run: Callable[..., Any]
+    inputs: tuple[str, ...]
+    outputs: tuple[str, ...]
+    optional_inputs: tuple[str, ...] = ()
+    optional_outputs: tuple[str, ...] = ()
+    needs_spec: bool = True
+
+
+def _ingest(spec, i, o, a):
+    from mlspec.runtime.ingest import run_ingest
+
+    r = run_ingest(spec, o["dataset"])
+    return f"ingest: {r['rows']} rows, {len(r['columns'])} columns from {r['source']}"
+
+
+def _validate(spec, i, o, a):
+    from mlspec.runtime.validate_data import run_validate_data
+
+    r = run_validate_data(spec, i["dataset"], o["report"])
+    return f"validate-data: passed ({r['rows']} rows)"
+
+
+def _split(spec, i, o, a):
+    from mlspec.runtime.split import run_split
+
+    r = run_split(spec, i["dataset"], o["train"], o["test"], in_report=i.get("report"))
+    return f"split: {r['train_rows']} train rows, {r['test_rows']} test rows"
+
+
+def _train(spec, i, o, a):
+    from mlspec.runtime.train import run_train
+
+    r = run_train(spec, i["train"], o["model"])
+    return f"train: {r.get('estimator', 'torch MLP')} on {r['train_rows']} rows -> {o['model']}"
+
+
+def _evaluate(spec, i, o, a):
+    from mlspec.runtime.evaluate import run_evaluate
+
+    r = run_evaluate(spec, i["model"], i["test"], o["metrics"])
+    shown = ", ".join(f"{k}={v:.4g}" for k, v in r["metrics"].items())
+    return f"evaluate: {shown}"
+
+
+def _gate(spec, i, o, a):
+    from mlspec.runtime.gate import run_gate
+
+    r = run_gate(spec, i["metrics"], o["decision"], o.get("passed"))
+    text = f"gate: {'passed' if r['passed'] else 'failed'}: " + "; ".join(r["reasons"])
+    if not r["passed"] and a.fail_on_reject:
+        raise StepError(text)
+    return text
+
+
+def _register(spec, i, o, a):
+    from mlspec.runtime.register import run_register
+
+    r = run_register(spec, i["model"], i.get("metrics"), i.get("decision"), i.get("dataset"),
+                     o["registration"])
+    alias = f" alias {r['alias']}" if r["alias"] else " (no alias: no passed gate decision)"
+    return f"register: {r['model_uri']}{alias}"
+
+
+def _drift(spec, i, o, a):
+    from mlspec.runtime.drift_cli import run_drift_step
+
+    r = run_drift_step(spec, i["reference"], i["current"], o.get("report"), o.get("html"),
+                       method=a.method, threshold=a.threshold)
+    drifted = [f["name"] for f in r["features"] if f["drifted"]]
+    return f"drift: {'drift in ' + ', '.join(drifted) if drifted else 'no drift'}"
+
+
+STEPS: dict[str, StepDef] = {
+    "ingest": StepDef(_ingest, (), ("dataset",)),
+    "validate-data": StepDef(_validate, ("dataset",), ("report",)),
+    "split": StepDef(_split, ("dataset",), ("train", "test"), optional_inputs=("report",)),
+    "train": StepDef(_train, ("train",), ("model",)),
+    "evaluate": StepDef(_evaluate, ("model", "test"), ("metrics",)),
+    "gate": StepDef(_gate, ("metrics",), ("decision",), optional_outputs=("passed",)),
+    "register": StepDef(_register, ("model",), ("registration",),
+                        optional_inputs=("metrics", "decision", "dataset")),
+    "drift": StepDef(_drift, ("reference", "current"), (), optional_outputs=("report", "html"),
+                     needs_spec=False),
+}
+
+
+class _Usage(Exception):
+    pass
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m mlspec.runtime",
+        description="Run one mlspec pipeline step. Names of --in/--out are the pipeline "
+                    "graph's artifact names.")
+    parser.add_argument("step", choices=sorted(STEPS), help="the step to run")
+    parser.add_argument("--spec", help="resolved spec: a JSON/YAML file or inline JSON")
+    parser.add_argument("--in", dest="inputs", action="append", default=[], metavar="NAME=PATH")
+    parser.add_argument("--out", dest="outputs", action="append", default=[],
+                        metavar="NAME=PATH")
+    parser.add_argument("--fail-on-reject", action="store_true",
+                        help="gate: exit 1 when the gate rejects the model")
+    parser.add_argument("--method", help="drift: psi, ks, chi2, js or wasserstein")
+    parser.add_argument("--threshold", type=float, help="drift: the threshold")
+    return parser
+
+
+def _pairs(values: list[str], allowed: tuple[str, ...], flag: str, step: str) -> dict[str, str]:
+    out: dict[str, str] = {}
+    for value in values:
+        name, sep, path = value.partition("=")
+        if not sep or not name or not path:
+            raise _Usage(f"{flag} expects NAME=PATH, got {value!r}")
+        if name not in allowed:
+            raise _Usage(f"step {step} has no {flag.lstrip('-')}put {name!r} (it has: "
+                         f"{', '.join(allowed) or 'none'})")
+        if name in out:
+            raise _Usage(f"{flag} {name} given twice")
+        out[name] = path
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Parse, run the step, map errors to exit codes."""
+    parser = _parser()
+    args = parser.parse_args(argv)  # exits 2 on usage errors
+    step = STEPS[args.step]
+    try:
+        inputs = _pairs(args.inputs, step.inputs + step.optional_inputs, "--in", args.step)
+        outputs = _pairs(args.outputs, step.outputs + step.optional_outputs, "--out", args.step)
+        missing = [f"--in {n}=PATH" for n in step.inputs if n not in inputs]
+        missing += [f"--out {n}=PATH" for n in step.outputs if n not in outputs]
+        if missing:
+            raise _Usage(f"step {args.step} needs {', '.join(missing)}")
+        if step.needs_spec and not args.spec:
+            raise _Usage(f"step {args.step} needs --spec")
+    except _Usage as exc:
+        parser.print_usage(sys.stderr)
+        print(f"{parser.prog}: error: {exc}", file=sys.stderr)
+        return 2
+    try:
+        message = step.run(args.spec, inputs, outputs, args)
+    except StepError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+    except Exception as exc:  # a bug, not bad input: still one line unless debugging
+        if os.environ.get("MLSPEC_DEBUG"):
+            raise
+        text = str(exc).strip().splitlines()
+        print(f"error: {args.step} failed unexpectedly: {type(exc).__name__}: "
+              f"{text[0] if text else ''} (set MLSPEC_DEBUG=1 for a traceback)", file=sys.stderr)
+        return 1
+    if message:
+        print(message)
+    return 0

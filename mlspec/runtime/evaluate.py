@@ -1,0 +1,80 @@
+"""evaluate: the metrics in ``validation.metrics`` on the test set.
+
+When ``validation.baseline`` is set and the registry has a model behind its alias (the
+champion), the champion is evaluated on the same test set too, so the gate compares like with
+like. A champion that cannot be loaded is recorded (the gate then falls back to the metrics
+logged with it at registration).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from mlspec.runtime.errors import StepError
+from mlspec.runtime.io import read_dataset, write_json
+from mlspec.runtime.model_io import LoadedModel, load_model
+from mlspec.runtime.spec import load_project
+
+
+def run_evaluate(spec, in_model: str, in_test: str, out_metrics: str) -> dict:
+    """Evaluate the model folder ``in_model`` on ``in_test``; write ``out_metrics`` (JSON).
+
+    The file holds ``{"version", "task", "n_test", "metrics": {name: value}, "champion"}``.
+    """
+    project = load_project(spec)
+    model = load_model(in_model)
+    test = read_dataset(in_test)
+    result: dict[str, Any] = {
+        "version": 1,
+        "task": project.model.task,
+        "n_test": int(len(test)),
+        "metrics": evaluate_frame(project, model, test),
+        "champion": _champion_metrics(project, test),
+    }
+    write_json(result, out_metrics)
+    return result
+
+
+def evaluate_frame(project, model: LoadedModel, frame) -> dict[str, float]:
+    """The project's validation metrics of ``model`` on ``frame``."""
+    from mlspec.runtime.features import require_columns
+    from mlspec.runtime.metrics import NEEDS_PROBA, compute_metrics
+    from mlspec.runtime.preprocess import feature_frame
+
+    target = project.data.target or model.meta.get("target")
+    if target is None:
+        raise StepError("data.target is required to evaluate")
+    require_columns(frame, [target], "target")
+    if len(frame) == 0:
+        raise StepError("the test set has no rows")
+    X = feature_frame(frame, model.features)
+    y = frame[target].to_numpy()
+    names = project.metrics
+    try:
+        pred = model.predict(X)
+        proba = model.predict_proba(X) if any(n in NEEDS_PROBA for n in names) else None
+    except (ValueError, TypeError) as exc:
+        raise StepError(f"the model cannot predict on this data: {exc}".splitlines()[0]) from None
+    return compute_metrics(names, project.model.task, y, pred, proba, model.classes)
+
+
+def _champion_metrics(project, test) -> dict[str, Any] | None:
+    baseline = project.validation.baseline
+    if baseline is None:
+        return None
+    from mlspec.runtime.registry import champion
+
+    try:
+        found = champion(project)
+    except StepError as exc:
+        return {"alias": baseline.alias, "error": str(exc)}
+    if found is None:
+        return None
+    version, local_path = found["version"], found.get("local_path")
+    out: dict[str, Any] = {"alias": baseline.alias, "version": version,
+                           "model_uri": found["model_uri"]}
+    try:
+        out["metrics"] = evaluate_frame(project, load_model(local_path), test)
+    except StepError as exc:
+        out["error"] = str(exc)
+    return out

@@ -1,0 +1,90 @@
+"""The reference profile of training data, saved as ``reference_profile.json`` in the model folder.
+
+Numeric features: quantile bin edges (deciles of the reference, interior edges only; the outer
+bins are open so any value falls in a bin) with the reference's count per bin, 101 quantiles
+(0%, 1%, ..., 100%) for approximate KS and Wasserstein, and summary statistics. Categorical
+features (category, string, bool): the count of each value, keyed by ``str(value)``.
+Drift evaluation (``mlspec drift``, the model server) reads it later.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    import numpy as np
+    import pandas as pd
+
+    from mlspec.runtime.features import FeatureSpec
+
+PROFILE_FILE = "reference_profile.json"
+PROFILE_VERSION = 1
+N_BINS = 10
+QUANTILE_LEVELS = 101
+
+
+def quantile_edges(sorted_values: np.ndarray, n_bins: int = N_BINS) -> np.ndarray:
+    """Interior bin edges: the reference's quantiles at 1/n_bins, ..., (n_bins-1)/n_bins,
+    deduplicated (a constant column has one bin). ``sorted_values`` has no NaN."""
+    import numpy as np
+
+    if sorted_values.size == 0:
+        return np.empty(0)
+    levels = np.arange(1, n_bins) / n_bins
+    return np.unique(np.quantile(sorted_values, levels, method="linear"))
+
+
+def bin_counts(sorted_values: np.ndarray, edges: np.ndarray) -> np.ndarray:
+    """Counts per bin (-inf, e1], (e1, e2], ..., (ek, inf) of already sorted values (no NaN):
+    a binary search per edge, no pass over the data."""
+    import numpy as np
+
+    cumulative = np.searchsorted(sorted_values, edges, side="right")
+    return np.diff(np.concatenate(([0], cumulative, [sorted_values.size])))
+
+
+def numeric_profile(values: np.ndarray) -> dict[str, Any]:
+    """The profile of one numeric column (NaN counted as nulls)."""
+    import numpy as np
+
+    values = np.asarray(values, dtype="float64")
+    present = np.sort(values[~np.isnan(values)])
+    edges = quantile_edges(present)
+    out: dict[str, Any] = {"kind": "numeric", "count": int(present.size),
+                           "nulls": int(values.size - present.size)}
+    if present.size:
+        out.update({
+            "min": float(present[0]), "max": float(present[-1]),
+            "mean": float(present.mean()), "std": float(present.std()),
+            "edges": [float(e) for e in edges],
+            "counts": [int(c) for c in bin_counts(present, edges)],
+            "quantiles": [float(q) for q in np.quantile(
+                present, np.linspace(0, 1, QUANTILE_LEVELS), method="linear")],
+        })
+    return out
+
+
+def categorical_profile(values: pd.Series) -> dict[str, Any]:
+    """The profile of one categorical column: counts of each ``str(value)``."""
+    present = values.dropna()
+    counts = present.astype(str).value_counts()
+    return {"kind": "categorical", "count": int(present.size),
+            "nulls": int(values.size - present.size),
+            "frequencies": {str(k): int(v) for k, v in sorted(counts.items())}}
+
+
+def build_profile(frame: pd.DataFrame, features: list[FeatureSpec]) -> dict[str, Any]:
+    """The reference profile of ``frame`` for ``features`` (in their order)."""
+    import pandas as pd
+
+    out: dict[str, Any] = {}
+    for f in features:
+        column = frame[f.name]
+        if f.numeric and pd.api.types.is_numeric_dtype(column.dtype) and not \
+                pd.api.types.is_bool_dtype(column.dtype):
+            out[f.name] = {"type": f.type, **numeric_profile(column.to_numpy(dtype="float64",
+                                                                               na_value=float("nan")))}
+        else:
+            out[f.name] = {"type": f.type, **categorical_profile(column)}
+    return {"version": PROFILE_VERSION, "rows": int(len(frame)), "bins": N_BINS,
+            "features": out}

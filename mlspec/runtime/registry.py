@@ -1,0 +1,135 @@
+"""The MLflow Model Registry as the runtime uses it: connect quietly, find the champion,
+serialise writers on an embedded sqlite registry, retry "database is locked"."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import random
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any, TypeVar
+
+from mlspec.runtime.errors import StepError
+from mlspec.runtime.model_io import quiet_mlflow
+
+T = TypeVar("T")
+RETRIES = 8
+
+
+def sqlite_path(uri: str) -> Path | None:
+    """The database file of a ``sqlite:///`` tracking URI (relative to the working dir)."""
+    if not uri.startswith("sqlite:///"):
+        return None
+    return Path(uri.removeprefix("sqlite:///"))
+
+
+def client(tracking_uri: str):
+    """An MlflowClient on ``tracking_uri`` (also its registry), with MLflow kept quiet."""
+    quiet_mlflow()
+    import mlflow
+    from mlflow.tracking import MlflowClient
+
+    mlflow.set_tracking_uri(tracking_uri)
+    mlflow.set_registry_uri(tracking_uri)
+    return with_retries(lambda: MlflowClient(tracking_uri=tracking_uri, registry_uri=tracking_uri))
+
+
+@contextlib.contextmanager
+def writer_lock(tracking_uri: str) -> Iterator[None]:
+    """Serialise writers of one embedded sqlite registry across processes (sqlite has one
+    writer at a time; the first writer also creates the schema, which must not race)."""
+    path = sqlite_path(tracking_uri)
+    if path is None:
+        yield
+        return
+    import fcntl
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(f"{path}.lock", "a+") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def with_retries(call: Callable[[], T], what: str = "the registry") -> T:
+    """Run ``call``, retrying transient sqlite lock errors with jittered backoff."""
+    for attempt in range(RETRIES):
+        try:
+            return call()
+        except Exception as exc:  # MlflowException and sqlalchemy errors alike
+            text = str(exc).lower()
+            transient = "database is locked" in text or "database table is locked" in text
+            if not transient or attempt == RETRIES - 1:
+                raise
+            time.sleep(0.05 * 2 ** attempt + random.random() * 0.05)
+    raise AssertionError("unreachable")
+
+
+def champion(project, download: bool = True) -> dict[str, Any] | None:
+    """The model version behind ``validation.baseline.alias``, or None when there is none.
+
+    Returns:
+        ``{"version", "model_uri", "run_id", "logged_metrics", "local_path"}`` (local_path: the
+        model folder downloaded to a temporary folder, when ``download``).
+
+    Raises:
+        StepError: the registry cannot be reached.
+    """
+    baseline = project.validation.baseline
+    uri = project.registry.tracking_uri
+    path = sqlite_path(uri)
+    if baseline is None or (path is not None and not path.exists()):
+        return None  # an embedded registry that was never written has no champion
+    name = project.model_name
+    try:
+        mlflow_client = client(uri)
+        version = _version_by_alias(mlflow_client, name, baseline.alias)
+        if version is None:
+            return None
+        run_metrics = {}
+        if version.run_id:
+            run_metrics = dict(with_retries(lambda: mlflow_client.get_run(version.run_id)).data.metrics)
+        out = {"version": str(version.version), "model_uri": f"models:/{name}/{version.version}",
+               "run_id": version.run_id, "logged_metrics": run_metrics}
+        if download:
+            import mlflow.artifacts
+
+            target = tempfile.mkdtemp(prefix="mlspec-champion-")
+            out["local_path"] = mlflow.artifacts.download_artifacts(
+                artifact_uri=version.source, dst_path=target)
+        return out
+    except StepError:
+        raise
+    except Exception as exc:
+        raise StepError(f"cannot read the registry {uri}: {str(exc).splitlines()[0]}") from None
+
+
+def _version_by_alias(mlflow_client, name: str, alias: str):
+    from mlflow.exceptions import MlflowException
+
+    try:
+        return with_retries(lambda: mlflow_client.get_model_version_by_alias(name, alias))
+    except MlflowException as exc:
+        code = getattr(exc, "error_code", "")
+        if code in ("RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE", "NOT_FOUND") or \
+                "not found" in str(exc).lower() or "does not exist" in str(exc).lower():
+            return None
+        raise
+
+
+def git_commit(cwd: str | None = None) -> str | None:
+    """The commit of the git checkout we run in, or None outside a repository."""
+    import subprocess
+
+    env = {**os.environ, "GIT_TERMINAL_PROMPT": "0"}
+    try:
+        done = subprocess.run(["git", "rev-parse", "HEAD"], cwd=cwd, capture_output=True,
+                              text=True, timeout=10, env=env)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return done.stdout.strip() if done.returncode == 0 and done.stdout.strip() else None
