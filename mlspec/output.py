@@ -57,7 +57,7 @@ def compile_command(spec: str, output: str | None, targets: list[str], profile: 
     diagnostics = check_spec(loaded, spec)
     failing = [d for d in diagnostics if d.is_error or (strict and d.severity is Severity.WARNING)]
     if diagnostics:
-        print_diagnostics(diagnostics, spec)
+        print_diagnostics(diagnostics, spec, _lines(loaded), strict)
     if failing or loaded.project is None:
         return EXIT_INVALID
     dest = Path(output) if output else Path("build") / loaded.project.metadata.name
@@ -65,7 +65,7 @@ def compile_command(spec: str, output: str | None, targets: list[str], profile: 
         compiled = compile_project(loaded.project, targets, spec_sha256=loaded.sha256,
                                    spec_name=Path(spec).name, profile=profile)
     except SpecError as exc:
-        print_diagnostics(exc.diagnostics, spec)
+        print_diagnostics(positioned(exc.diagnostics, loaded), spec, _lines(loaded), strict)
         return EXIT_INVALID
     for name in compiled.skipped:
         print(f"note: target {name!r} is not implemented yet; skipped", file=sys.stderr)
@@ -77,6 +77,25 @@ def compile_command(spec: str, output: str | None, targets: list[str], profile: 
     print(f"compiled {compiled.name} -> {dest} ({len(compiled.files)} files; "
           f"targets: {', '.join(compiled.targets)})")
     return EXIT_OK
+
+
+def positioned(diagnostics: list[Diagnostic], loaded) -> list[Diagnostic]:
+    """Give a renderer's diagnostics (spec path only) the line and column of that path."""
+    import dataclasses
+
+    if loaded.doc is None:
+        return list(diagnostics)
+    out = []
+    for d in diagnostics:
+        if d.line is None and d.path:
+            pos = loaded.doc.position_of(tuple(d.path.split(".")))
+            d = dataclasses.replace(d, line=pos.line, column=pos.column, file=loaded.path)
+        out.append(d)
+    return out
+
+
+def _lines(loaded) -> list[str]:
+    return list(loaded.doc.lines) if loaded.doc is not None else []
 
 
 def check_spec(loaded, spec_path: str) -> list[Diagnostic]:
@@ -166,9 +185,11 @@ def kustomization(files: list[OutputFile]) -> str:
 
 
 def is_kubernetes_manifest(f: OutputFile) -> bool:
-    """True for YAML whose every document is a Kubernetes object (``apiVersion`` and ``kind``).
+    """True for YAML whose every document is an object ``kubectl apply`` can apply:
+    ``apiVersion``, ``kind`` and ``metadata.name``.
 
-    KFP IR, plain Prometheus rule files and promtool tests have no ``kind``, so they stay out.
+    KFP IR, plain Prometheus rule files and promtool tests have no ``kind``; a PipelineRun with
+    ``generateName`` is for ``kubectl create`` (each create a new run), so they all stay out.
     """
     import yaml
 
@@ -180,7 +201,8 @@ def is_kubernetes_manifest(f: OutputFile) -> bool:
     except yaml.YAMLError:
         return False
     return bool(docs) and all(isinstance(d, dict) and "apiVersion" in d and "kind" in d
-                              for d in docs)
+                              and isinstance(d.get("metadata"), dict)
+                              and d["metadata"].get("name") for d in docs)
 
 
 def manifest(files: list[OutputFile], spec_sha256: str, spec_name: str, profile: str | None,
@@ -262,11 +284,15 @@ def _swap_in(tmp: Path, dest: Path) -> None:
 
 
 # --- diagnostics ------------------------------------------------------------------------------
-def print_diagnostics(diagnostics: list[Diagnostic], spec_path: str) -> None:
-    """Print diagnostics with the report module's text formatter, or one line each."""
-    printer = _optional_attr("mlspec.report", "print_diagnostics")
-    if printer is not None:
-        printer(diagnostics, spec_path)
+def print_diagnostics(diagnostics: list[Diagnostic], spec_path: str,
+                      lines: list[str] | None = None, strict: bool = False) -> None:
+    """Print diagnostics to stderr with ``validate``'s text report (code frames), when the
+    report module is there, else one line each."""
+    render_text = _optional_attr("mlspec.report", "render_text")
+    file_result = _optional_attr("mlspec.lint", "FileResult")
+    if render_text is not None and file_result is not None:
+        render_text([file_result(spec_path, list(diagnostics), lines=list(lines or []))], strict,
+                    sys.stderr)
         return
     for d in diagnostics:
         where = f"{d.file or spec_path}:{d.line or 1}:{d.column or 1}"

@@ -13,14 +13,18 @@ import json
 import keyword
 import linecache
 import tempfile
+import unicodedata
 from pathlib import Path
 from typing import Any, Callable
 
+from mlspec.errors import Diagnostic, Severity, SpecError
 from mlspec.graph import DATASET, JSON_FILE, MODEL, VALUE, PipelineGraph, Step, resolved_spec
 from mlspec.spec.models import Project
 from mlspec.targets import OutputFile
 
 OUTPUT_PATH = "kfp/pipeline.yaml"
+# Diagnostic codes of this target (MLS7xx: a value the KFP output cannot carry safely).
+UNSAFE_VALUE = "MLS701"
 
 # Graph artifact kind -> the kfp artifact class a component declares for it.
 ARTIFACT_TYPES = {DATASET: "Dataset", MODEL: "Model", JSON_FILE: "Artifact"}
@@ -67,10 +71,31 @@ def _mlspec_step(step: str, spec: str, inputs: dict, outputs: dict, values: list
 
 
 def render(project: Project, graph: PipelineGraph) -> list[OutputFile]:
-    """Compile the pipeline graph to KFP v2 IR YAML (``kfp/pipeline.yaml``)."""
+    """Compile the pipeline graph to KFP v2 IR YAML (``kfp/pipeline.yaml``).
+
+    Raises:
+        SpecError: a value the IR cannot carry safely (MLS7xx).
+    """
+    problems = check(graph)
+    if problems:
+        raise SpecError(problems)
     spec_json = json.dumps(resolved_spec(project), sort_keys=True, separators=(",", ":"))
     pipeline_func = _pipeline_function(graph, spec_json)
     return [OutputFile(OUTPUT_PATH, _compile(pipeline_func))]
+
+
+def check(graph: PipelineGraph) -> list[Diagnostic]:
+    """Values the KFP output cannot carry safely.
+
+    kfp writes parameter defaults unescaped into the IR's comment header, so a line break in
+    the data uri would end the comment and inject YAML; such a uri is refused.
+    """
+    if any(unicodedata.category(c) in ("Cc", "Zl", "Zp") for c in graph.data_uri):
+        return [Diagnostic(UNSAFE_VALUE, Severity.ERROR,
+                           "data.source.uri holds a control character or line break, which the "
+                           "KFP pipeline cannot carry", path="data.source.uri",
+                           hint="write the uri on one line, without control characters")]
+    return []
 
 
 def _compile(pipeline_func: Callable[..., Any]) -> str:
