@@ -232,6 +232,20 @@ def explain(code: Annotated[str, typer.Argument(help="A diagnostic code, e.g. ML
     raise typer.Exit(exit_code)
 
 
+@trigger_app.command("serve")
+def trigger_serve(
+    spec: Annotated[str, typer.Option("--spec", "-s", help="The project's mlproject.yaml.")],
+    host: Annotated[str, typer.Option("--host")] = "127.0.0.1",
+    port: Annotated[int, typer.Option("--port", help="0: any free port.")] = 9095,
+    workdir: Annotated[Optional[str], typer.Option("--workdir", help="Where runs execute.")] = None,
+    profile: ProfileOpt = None,
+) -> None:
+    """Receive Alertmanager webhooks; a retraining alert starts `mlspec run SPEC`."""
+    from mlspec.runtime.trigger import serve_command
+
+    raise typer.Exit(serve_command(spec, host=host, port=port, workdir=workdir, profile=profile))
+
+
 def main() -> None:
     """Console-script entry point."""
     app()
