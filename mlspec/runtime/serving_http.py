@@ -18,6 +18,7 @@ import httptools
 
 JSON = b"application/json"
 TEXT = b"text/plain; version=0.0.4; charset=utf-8"
+LINGER_SECONDS = 2.0
 _REASONS = {s.value: s.phrase.encode() for s in HTTPStatus}
 
 
@@ -152,10 +153,20 @@ class HttpProtocol(asyncio.Protocol):
                 continue
             transport.write(data)
             if close:
-                transport.close()
-                self.transport = None
+                self._close(transport)
                 pending.clear()
                 return
+
+    def _close(self, transport: asyncio.Transport) -> None:
+        """Close after the last answer. A request we refused may still be arriving: closing
+        with unread bytes would reset the connection and the client could lose our answer, so
+        end our side and keep discarding its bytes for a moment (a lingering close)."""
+        self.transport = None
+        if not self.rejected or not transport.can_write_eof():
+            transport.close()
+            return
+        transport.write_eof()
+        asyncio.get_running_loop().call_later(LINGER_SECONDS, transport.close)
 
     def _reject(self, status: int, message: str) -> None:
         """Answer a request we will not read to the end, then close the connection."""

@@ -231,7 +231,8 @@ def load_model(uri: str, name: str | None = None, tracking_uri: str | None = Non
     nullable = _meta_nullable(mlspec_meta)
     columns = [Column(c.name, c.datatype, c.nullable or c.name in nullable) for c in columns]
     model = LoadedModel(
-        name=name or _default_name(uri, folder), version=version, columns=tuple(columns),
+        name=name or mlspec_meta.get("model_name") or _default_name(uri, folder),
+        version=version, columns=tuple(columns),
         predict=predict, flavor=flavor,
         classifier=mlspec_meta.get("task") == "classification" or _is_classifier(estimator, flavor),
         platform="sklearn" if flavor == "sklearn" else "mlflow", folder=folder, profile=profile)
