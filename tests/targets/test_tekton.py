@@ -24,6 +24,7 @@ from mlspec.spec.models import Project
 from mlspec.targets import tekton
 from tests.conftest import EXAMPLES, example_profiles, oracle
 
+LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 REPO = Path(__file__).resolve().parents[2]
 GOLDEN = REPO / "tests" / "golden" / "tekton"
 CASES = [(spec, profile) for spec in EXAMPLES for profile in example_profiles(spec)]
@@ -54,7 +55,7 @@ def render_spec(spec: Path, profile: str | None = None) -> dict[str, str]:
 
 
 def docs(files: dict[str, str]) -> list[dict[str, Any]]:
-    return [d for content in files.values() for d in yaml.safe_load_all(content) if d]
+    return [d for content in files.values() for d in yaml.load_all(content, Loader=LOADER) if d]
 
 
 def by_kind(files: dict[str, str], kind: str) -> list[dict[str, Any]]:
@@ -76,7 +77,8 @@ def run(*args: str | Path) -> subprocess.CompletedProcess[str]:
 def gpu_project() -> Project:
     data = iris_data()
     data["model"]["resources"] = {"cpu": "2", "memory": "4Gi", "gpu": 1,
-                                  "node_selector": {"cloud.google.com/gke-accelerator": "nvidia-l4"},
+                                  "node_selector": {
+                                      "cloud.google.com/gke-accelerator": "nvidia-l4"},
                                   "tolerations": [{"key": "nvidia.com/gpu", "operator": "Exists",
                                                    "effect": "NoSchedule"}]}
     return project_of(data)
@@ -93,7 +95,7 @@ def minimal_project() -> Project:
 @pytest.fixture(scope="module")
 def rendered(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     out = {}
-    for (spec, profile), case_id in zip(CASES, IDS):
+    for (spec, profile), case_id in zip(CASES, IDS, strict=True):
         out[case_id] = write(render_spec(spec, profile), tmp_path_factory.mktemp(case_id))
     # Variants the examples may not cover: GPU + placement, and no triggers.
     out["iris-gpu"] = write(render(gpu_project()), tmp_path_factory.mktemp("gpu"))
@@ -187,7 +189,8 @@ def test_pipeline_wiring_retries_timeouts_and_the_gate() -> None:
     assert tasks["register"]["when"] == [{"input": "$(tasks.gate.results.passed)",
                                           "operator": "in", "values": ["true"]}]
     assert all("when" not in t for name, t in tasks.items() if name != "register")
-    (gate,) = [t for t in by_kind(render(project), "Task") if t["metadata"]["name"].endswith("-gate")]
+    (gate,) = [t for t in by_kind(render(project), "Task")
+               if t["metadata"]["name"].endswith("-gate")]
     assert [r["name"] for r in gate["spec"]["results"]] == ["passed"]
     assert "passed=$(results.passed.path)" in gate["spec"]["steps"][0]["args"]
 
@@ -198,7 +201,8 @@ def test_pipelinerun_has_a_per_run_volume_the_spec_and_a_restricted_pod() -> Non
     (run_,) = by_kind({"r": files["tekton/pipelinerun.yaml"]}, "PipelineRun")
     spec = run_["spec"]
     workspaces = {w["name"]: w for w in spec["workspaces"]}
-    assert workspaces["artifacts"]["volumeClaimTemplate"]["spec"]["accessModes"] == ["ReadWriteOnce"]
+    claim = workspaces["artifacts"]["volumeClaimTemplate"]["spec"]
+    assert claim["accessModes"] == ["ReadWriteOnce"]
     (configmap,) = by_kind(files, "ConfigMap")
     assert workspaces["spec"]["configMap"]["name"] == configmap["metadata"]["name"]
     assert configmap["immutable"] is True
@@ -245,9 +249,10 @@ def test_rbac_is_least_privilege() -> None:
                    if g != "")
     assert all("*" not in rule["verbs"] + rule["resources"] for rule in role["rules"])
     (cluster_role,) = by_kind(files, "ClusterRole")
-    assert cluster_role["rules"] == [{"apiGroups": ["triggers.tekton.dev"],
-                                      "resources": ["clusterinterceptors", "clustertriggerbindings"],
-                                      "verbs": ["get", "list", "watch"]}]
+    assert cluster_role["rules"] == [{
+        "apiGroups": ["triggers.tekton.dev"],
+        "resources": ["clusterinterceptors", "clustertriggerbindings"],
+        "verbs": ["get", "list", "watch"]}]
     (listener,) = by_kind(files, "EventListener")
     assert listener["spec"]["serviceAccountName"] == "iris-classifier-triggers"
     (binding,) = by_kind(files, "RoleBinding")
