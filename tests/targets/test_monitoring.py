@@ -67,14 +67,15 @@ def _write(files: dict[str, str], root: Path) -> Path:
 def rendered(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     """Every example × profile rendered once into its own folder."""
     out = {}
-    for (spec, profile), case_id in zip(CASES, IDS):
+    for (spec, profile), case_id in zip(CASES, IDS, strict=True):
         out[case_id] = _write(_render(spec, profile), tmp_path_factory.mktemp(case_id))
     return out
 
 
 def _hostile_spec(tmp_path: Path, **monitoring_overrides: object) -> Path:
     data = yaml.safe_load(IRIS.read_text())
-    data["data"]["features"] = {name: {"type": "float"} for name in [*HOSTILE_FEATURES, "unwatched"]}
+    names = [*HOSTILE_FEATURES, "unwatched"]
+    data["data"]["features"] = {name: {"type": "float"} for name in names}
     data["monitoring"]["drift"]["features"] = HOSTILE_FEATURES
     data["monitoring"].update(monitoring_overrides)
     data.pop("profiles", None)

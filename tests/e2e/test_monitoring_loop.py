@@ -1,0 +1,326 @@
+"""The monitoring loop end to end, with the real programs, on 127.0.0.1 only.
+
+mlspec run (train + register v1) → mlspec serve → Prometheus (Debian) scraping it every second
+and evaluating the compiled rules.yaml → normal traffic: no drift alert → drifted traffic: the
+drift alert fires → Alertmanager (Debian), configured from the compiled alertmanager.yaml, posts
+it to ``mlspec trigger serve`` → the trigger runs ``mlspec run`` → the registry has version 2.
+
+Bounded (every wait shares one deadline), and every process is started in its own session and
+killed with its group in ``finally``. The test prints a timeline of what happened when.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from mlspec.targets import monitoring
+
+REPO = Path(__file__).resolve().parents[2]
+IRIS = REPO / "examples" / "iris" / "mlproject.yaml"
+BUDGET_S = 170.0
+MODEL = "iris-classifier"
+# The iris example's `test` profile, with a drift window short enough for a test (20s: the alert
+# must hold for 5s); the rest of the spec is the example as it is.
+E2E_PROFILE = {"monitoring": {"drift": {"window": "20s"}, "performance": {"window": "1m"}}}
+
+pytestmark = pytest.mark.slow
+
+
+def _program(*names: str) -> str:
+    for name in names:
+        path = shutil.which(name)
+        if path:
+            return path
+    pytest.skip(f"{names[0]} is not installed (scripts/system-deps.sh installs Debian's)")
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+class Timeline:
+    """Events with their time since the start of the test."""
+
+    def __init__(self) -> None:
+        self.start = time.monotonic()
+        self.events: list[tuple[float, str]] = []
+
+    def __call__(self, event: str) -> None:
+        self.events.append((time.monotonic() - self.start, event))
+
+    def remaining(self) -> float:
+        return BUDGET_S - (time.monotonic() - self.start)
+
+    def text(self) -> str:
+        return "\n".join(f"  {t:7.2f}s  {event}" for t, event in self.events)
+
+
+class Processes:
+    """Starts processes in their own sessions and ends every one of them, whatever happens."""
+
+    def __init__(self, logs: Path) -> None:
+        self.logs = logs
+        self.started: list[tuple[str, subprocess.Popen[bytes]]] = []
+
+    def start(self, name: str, args: list[str], cwd: Path) -> subprocess.Popen[bytes]:
+        log = open(self.logs / f"{name}.log", "wb")  # noqa: SIM115 - closed with the process
+        process = subprocess.Popen(args, cwd=cwd, stdout=log, stderr=subprocess.STDOUT,
+                                   stdin=subprocess.DEVNULL, start_new_session=True)
+        log.close()
+        self.started.append((name, process))
+        return process
+
+    def tail(self, name: str, lines: int = 15) -> str:
+        path = self.logs / f"{name}.log"
+        text = path.read_text(errors="replace") if path.exists() else ""
+        return "\n".join(text.splitlines()[-lines:])
+
+    def stop_all(self) -> None:
+        for _, process in reversed(self.started):
+            if process.poll() is None:
+                try:
+                    os.killpg(process.pid, signal.SIGTERM)
+                except ProcessLookupError:
+                    continue
+        for _, process in reversed(self.started):
+            try:
+                process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                try:
+                    os.killpg(process.pid, signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
+                process.wait(timeout=5)
+
+    def check_alive(self) -> None:
+        for name, process in self.started:
+            if process.poll() is not None and name != "train":
+                raise AssertionError(f"{name} exited with {process.returncode}:\n{self.tail(name)}")
+
+
+@contextmanager
+def processes(logs: Path) -> Iterator[Processes]:
+    procs = Processes(logs)
+    try:
+        yield procs
+    finally:
+        procs.stop_all()
+
+
+def _get(url: str) -> Any:
+    with urllib.request.urlopen(url, timeout=5) as response:
+        return json.loads(response.read())
+
+
+def _post(url: str, body: dict) -> Any:
+    request = urllib.request.Request(url, data=json.dumps(body).encode(),
+                                     headers={"Content-Type": "application/json"})
+    with urllib.request.urlopen(request, timeout=10) as response:
+        return json.loads(response.read())
+
+
+def _wait(what: str, predicate: Callable[[], Any], timeline: Timeline, procs: Processes,
+          interval: float = 0.25) -> Any:
+    """Poll ``predicate`` until it returns something truthy, within the test's budget."""
+    while timeline.remaining() > 0:
+        procs.check_alive()
+        try:
+            value = predicate()
+        except (urllib.error.URLError, ConnectionError, TimeoutError, json.JSONDecodeError):
+            value = None
+        if value:
+            return value
+        time.sleep(interval)
+    raise AssertionError(f"timed out waiting for {what}\ntimeline:\n{timeline.text()}")
+
+
+def _spec(workdir: Path) -> Path:
+    data = yaml.safe_load(IRIS.read_text())
+    base = (data.get("profiles") or {}).get("test", {})
+    data.setdefault("profiles", {})["e2e"] = _merge(base, E2E_PROFILE)
+    path = workdir / "mlproject.yaml"
+    path.write_text(yaml.safe_dump(data, sort_keys=False))
+    return path
+
+
+def _merge(base: dict, over: dict) -> dict:
+    out = dict(base)
+    for key, value in over.items():
+        out[key] = _merge(out[key], value) if isinstance(value, dict) and isinstance(
+            out.get(key), dict) else value
+    return out
+
+
+def _iris_rows(shift: float, count: int, seed: int) -> dict[str, list[float]]:
+    """Rows drawn from the iris data, every feature moved by ``shift``."""
+    import numpy as np
+    from sklearn.datasets import load_iris
+
+    data = load_iris().data
+    rows = data[np.random.default_rng(seed).integers(0, len(data), count)] + shift
+    names = ["sepal_length", "sepal_width", "petal_length", "petal_width"]
+    return {name: rows[:, i].round(2).tolist() for i, name in enumerate(names)}
+
+
+def _send(port: int, columns: dict[str, list[float]], batch: int = 25) -> None:
+    size = len(next(iter(columns.values())))
+    url = f"http://127.0.0.1:{port}/v2/models/{MODEL}/infer"
+    for start in range(0, size, batch):
+        inputs = [{"name": name, "shape": [len(values[start:start + batch])], "datatype": "FP64",
+                   "data": values[start:start + batch]} for name, values in columns.items()]
+        answer = _post(url, {"inputs": inputs})
+        assert answer["model_name"] == MODEL
+
+
+def _drift_alerts(prom: int) -> list[dict]:
+    alerts = _get(f"http://127.0.0.1:{prom}/api/v1/alerts")["data"]["alerts"]
+    return [a for a in alerts if a["labels"].get("alertname") == monitoring.ALERT_DRIFT]
+
+
+def _drift_values(prom: int) -> dict[str, float]:
+    result = _get(f"http://127.0.0.1:{prom}/api/v1/query?query=mlspec_feature_drift")
+    return {r["metric"]["feature"]: round(float(r["value"][1]), 3)
+            for r in result["data"]["result"]}
+
+
+def _versions(tracking_uri: str) -> list[int]:
+    from mlflow.tracking import MlflowClient
+
+    found = MlflowClient(tracking_uri=tracking_uri).search_model_versions(f"name='{MODEL}'")
+    return sorted(int(v.version) for v in found)
+
+
+def test_drift_alert_reaches_the_trigger_and_retrains(tmp_path: Path, capsys) -> None:
+    prometheus = _program("prometheus")
+    alertmanager = _program("prometheus-alertmanager", "alertmanager")
+    timeline = Timeline()
+    mlspec = [sys.executable, "-m", "mlspec"]
+    spec = _spec(tmp_path)
+    tracking_uri = f"sqlite:///{tmp_path / 'mlruns.db'}"
+    logs = tmp_path / "logs"
+    logs.mkdir()
+    try:
+        with processes(logs) as procs:
+            # 1. Train and register version 1 (the compiled pipeline, run locally).
+            train = procs.start("train", [*mlspec, "run", str(spec), "--profile", "e2e"], tmp_path)
+            assert train.wait(timeout=max(1.0, timeline.remaining())) == 0, procs.tail("train")
+            assert _versions(tracking_uri) == [1]
+            timeline("trained and registered version 1 (mlspec run)")
+
+            # 2. Compile the monitoring target with the short-window profile.
+            build = tmp_path / "build"
+            compiled = subprocess.run(
+                [*mlspec, "compile", str(spec), "--profile", "e2e", "--target", "monitoring",
+                 "-o", str(build)], capture_output=True, text=True, timeout=60, cwd=tmp_path)
+            assert compiled.returncode == 0, compiled.stdout + compiled.stderr
+            rules = build / "monitoring" / "rules.yaml"
+            timeline("compiled the monitoring target (profile e2e)")
+
+            # 3. Start the model server, the trigger, Alertmanager and Prometheus.
+            serve_port, trigger_port, am_port, prom_port = (_free_port() for _ in range(4))
+            procs.start("serve", [*mlspec, "serve", f"models:/{MODEL}/1", "--tracking-uri",
+                                  tracking_uri, "--port", str(serve_port), "--name", MODEL],
+                        tmp_path)
+            procs.start("trigger", [*mlspec, "trigger", "serve", "--spec", str(spec), "--profile",
+                                    "e2e", "--port", str(trigger_port), "--workdir", str(tmp_path)],
+                        tmp_path)
+            am_config = yaml.safe_load((build / "monitoring" / "alertmanager.yaml").read_text())
+            (route,) = am_config["route"]["routes"]
+            route.update(group_wait="1s", group_interval="5s")
+            for receiver in am_config["receivers"]:
+                for hook in receiver.get("webhook_configs", []):
+                    # The compiled URL is the in-cluster retraining trigger; here it is ours.
+                    hook["url"] = f"http://127.0.0.1:{trigger_port}/alerts"
+            (tmp_path / "alertmanager.yaml").write_text(yaml.safe_dump(am_config))
+            procs.start("alertmanager", [
+                alertmanager, f"--config.file={tmp_path / 'alertmanager.yaml'}",
+                f"--storage.path={tmp_path / 'am-data'}",
+                f"--web.listen-address=127.0.0.1:{am_port}", "--cluster.listen-address="],
+                tmp_path)
+            prom_config = {
+                "global": {"scrape_interval": "1s", "evaluation_interval": "1s"},
+                "rule_files": [str(rules)],
+                "alerting": {"alertmanagers": [
+                    {"static_configs": [{"targets": [f"127.0.0.1:{am_port}"]}]}]},
+                "scrape_configs": [{"job_name": "mlspec", "metrics_path": "/metrics",
+                                    "static_configs": [{"targets": [f"127.0.0.1:{serve_port}"]}]}],
+            }
+            (tmp_path / "prometheus.yml").write_text(yaml.safe_dump(prom_config))
+            procs.start("prometheus", [
+                prometheus, f"--config.file={tmp_path / 'prometheus.yml'}",
+                f"--storage.tsdb.path={tmp_path / 'prom-data'}",
+                f"--web.listen-address=127.0.0.1:{prom_port}"], tmp_path)
+            _wait("the model server", lambda: _get(
+                f"http://127.0.0.1:{serve_port}/v2/health/ready") is not None, timeline, procs)
+            _wait("the trigger", lambda: _get(f"http://127.0.0.1:{trigger_port}/healthz"),
+                  timeline, procs)
+            _wait("Alertmanager", lambda: _get(f"http://127.0.0.1:{am_port}/api/v2/status"),
+                  timeline, procs)
+            _wait("Prometheus to load the rules", lambda: _get(
+                f"http://127.0.0.1:{prom_port}/api/v1/rules")["data"]["groups"], timeline, procs)
+            _wait("Prometheus to scrape the server", lambda: _get(
+                f"http://127.0.0.1:{prom_port}/api/v1/query?query=up")["data"]["result"][0]["value"][1]
+                == "1", timeline, procs)
+            timeline("server, trigger, Alertmanager and Prometheus up")
+
+            # 4. Normal traffic: drift is measured, and stays under the threshold.
+            _send(serve_port, _iris_rows(0.0, 300, seed=1))
+            timeline("sent 300 rows of normal traffic")
+            normal = _wait("drift values in Prometheus",
+                           lambda: len(_drift_values(prom_port)) == 4 and _drift_values(prom_port),
+                           timeline, procs)
+            timeline(f"drift measured on normal traffic: {normal}")
+            # Watch for longer than the alert's `for` (5s) plus a few evaluations.
+            quiet_until = time.monotonic() + 8
+            while time.monotonic() < quiet_until:
+                assert _drift_alerts(prom_port) == [], timeline.text()
+                time.sleep(0.5)
+            timeline("no drift alert (pending or firing) after 8s of normal traffic")
+
+            # 5. Drifted traffic: every feature moves far off the training data.
+            _send(serve_port, _iris_rows(6.0, 1000, seed=2))
+            timeline("sent 1000 rows of drifted traffic (+6 on every feature)")
+            _wait("a pending drift alert", lambda: _drift_alerts(prom_port), timeline, procs)
+            timeline(f"drift alert pending; drift now {_drift_values(prom_port)}")
+            firing = _wait("a firing drift alert", lambda: [
+                a for a in _drift_alerts(prom_port) if a["state"] == "firing"], timeline, procs)
+            timeline("drift alert firing for features "
+                     + ", ".join(sorted(a["labels"]["feature"] for a in firing)))
+            assert all(a["labels"]["mlspec_retrain"] == "true" for a in firing)
+
+            # 6. Alertmanager → trigger → mlspec run → a new registered version.
+            trigger_url = f"http://127.0.0.1:{trigger_port}/status"
+            _wait("Alertmanager to deliver to the trigger",
+                  lambda: _get(trigger_url)["runs"], timeline, procs)
+            timeline("trigger received the alert and started a retraining run")
+            run = _wait("the retraining run to finish",
+                        lambda: (_get(trigger_url)["last"] or {}).get("finished_at")
+                        and _get(trigger_url)["last"], timeline, procs, interval=0.5)
+            assert run["ok"], f"retraining failed: {run}\n{Path(run['log']).read_text()[-2000:]}"
+            assert any(r.startswith(monitoring.ALERT_DRIFT) for r in run["reason"])
+            timeline(f"retraining run finished in {run['seconds']}s: registered version "
+                     f"{run['registration']['version']}")
+            assert _versions(tracking_uri) == [1, 2]
+            assert len(_get(trigger_url)["runs"]) == 1  # debounced: one run for the burst
+            timeline("registry has versions 1 and 2")
+    finally:
+        with capsys.disabled():
+            print(f"\nmonitoring loop timeline ({tmp_path}):\n{timeline.text()}")
