@@ -118,7 +118,8 @@ def _emit(lines: list[list[Segment]], out: TextIO) -> None:
 
     console = Console(file=out, highlight=False, soft_wrap=True)
     for line in lines:
-        console.print(Text.assemble(*[(text, _STYLES.get(style or "", "")) for text, style in line]))
+        parts = [(text, _STYLES.get(style or "", "")) for text, style in line]
+        console.print(Text.assemble(*parts))
 
 
 # --- json -------------------------------------------------------------------------------------

@@ -9,8 +9,7 @@ from pathlib import Path
 import pytest
 
 from mlspec.errors import UsageError
-from mlspec.report import (all_codes, escape_data, escape_property, explain_command,
-                           validate_files)
+from mlspec.report import all_codes, escape_data, escape_property, explain_command, validate_files
 from tests.conftest import REPO
 
 GOLDEN = REPO / "tests" / "golden" / "validate"

@@ -99,7 +99,8 @@ def unknown_param(ctx: Context) -> Iterator[Finding]:
                           f"{info.path.rsplit('.', 1)[-1]} has no parameter '{name}'", hint)
 
 
-_TORCH_TUNABLE = frozenset(Training.model_fields) | (frozenset(Architecture.model_fields) - {"type"})
+_TORCH_TUNABLE = frozenset(Training.model_fields) | (
+    frozenset(Architecture.model_fields) - {"type"})
 
 
 @rule("MLS204", "unknown-tuning-param")

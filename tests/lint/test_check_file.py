@@ -6,10 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from mlspec.errors import UsageError
+from mlspec.errors import Severity, UsageError
 from mlspec.lint import check_file, lint
 from mlspec.lint.base import Context, Finding, Rule
-from mlspec.errors import Severity
 from tests.lint.casefile import load_base, render
 
 BASE = render(load_base())

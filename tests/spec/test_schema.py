@@ -16,10 +16,9 @@ SCHEMA_FILE = REPO / "schemas" / "mlproject.schema.json"
 
 def test_checked_in_schema_is_up_to_date() -> None:
     assert SCHEMA_FILE.read_text(encoding="utf-8") == render_schema(), (
-        "schemas/mlproject.schema.json is out of date: run "
-        "`.venv/bin/mlspec schema` after regenerating it with "
-        "`python -c 'from mlspec.spec.schema import render_schema; print(render_schema(), end=\"\")'"
-        " > schemas/mlproject.schema.json`")
+        "schemas/mlproject.schema.json is out of date; regenerate it with: .venv/bin/python -c "
+        "'from mlspec.spec.schema import render_schema as r; "
+        "open(\"schemas/mlproject.schema.json\", \"w\").write(r())'")
     assert shipped_schema_text() == render_schema()
 
 
