@@ -1,0 +1,241 @@
+"""A PyTorch MLP for tabular classification and regression, saved as an MLflow pyfunc model.
+
+The same preprocessing as the scikit-learn path (scaling, one-hot, imputation) feeds a
+``Linear -> ReLU -> Dropout`` stack. Training is seeded and deterministic on CPU (one seeded
+generator for initialisation and shuffling, deterministic algorithms); it runs on CUDA when
+``model.training.device`` is ``auto`` and a GPU is present. Early stopping watches the loss on a
+held-out slice of the training data (``data.split.validation``, default 10 %) and restores the
+best weights. Regression targets are standardised for training and restored at prediction.
+"""
+
+from __future__ import annotations
+
+import json
+import warnings
+from pathlib import Path
+from typing import Any
+
+from mlspec.runtime.errors import StepError
+
+# MLflow warns when a PythonModel's predict has no type hints; ours takes DataFrames and also
+# the sklearn-style predict(X), so it stays untyped.
+warnings.filterwarnings("ignore", message=r".*Add type hints to the `predict` method.*")
+
+try:  # the pyfunc wrapper must be importable (by reference) when MLflow loads the model
+    import mlflow.pyfunc as _pyfunc
+
+    _PythonModel: Any = _pyfunc.PythonModel
+except ImportError:  # pragma: no cover - mlflow is part of the runtime extra
+    _PythonModel = object
+
+WEIGHTS_FILE = "mlp.pt"
+PREPROCESSOR_FILE = "preprocessor.pkl"
+CONFIG_FILE = "mlp.json"
+DEFAULT_HOLDOUT = 0.1
+
+
+def _torch():
+    try:
+        import torch
+    except ImportError:
+        raise StepError("model.framework is torch but PyTorch is not installed: "
+                        "pip install 'mlspec[torch]' (or torch==2.13.0)") from None
+    return torch
+
+
+def build_network(n_in: int, n_out: int, hidden: list[int], dropout: float):
+    """The MLP: hidden ``Linear -> ReLU -> Dropout`` blocks and a linear head."""
+    torch = _torch()
+    layers: list[Any] = []
+    width = n_in
+    for size in hidden:
+        layers += [torch.nn.Linear(width, size), torch.nn.ReLU()]
+        if dropout > 0:
+            layers.append(torch.nn.Dropout(dropout))
+        width = size
+    layers.append(torch.nn.Linear(width, n_out))
+    return torch.nn.Sequential(*layers)
+
+
+def pick_device(requested: str) -> str:
+    torch = _torch()
+    if requested == "cuda" and not torch.cuda.is_available():
+        raise StepError("model.training.device is cuda but no CUDA device is available")
+    if requested == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    return requested
+
+
+def train_torch(project, features, X, y, path: Path) -> dict[str, Any]:
+    """Fit the MLP on preprocessed ``X`` and save the pyfunc model folder at ``path``."""
+    import numpy as np
+
+    from mlspec.runtime.preprocess import build_preprocessor
+
+    torch = _torch()
+    from mlspec.spec.models import Architecture, Training
+
+    arch = project.model.architecture or Architecture()
+    training = project.model.training or Training()
+    seed = project.data.split.seed
+    device = pick_device(training.device)
+    classification = project.model.task == "classification"
+
+    preprocessor = build_preprocessor(features, X)
+    inputs = np.asarray(preprocessor.fit_transform(X), dtype=np.float32)
+    if classification:
+        classes, targets = np.unique(y, return_inverse=True)
+        y_mean, y_std = 0.0, 1.0
+    else:
+        classes = None
+        targets = np.asarray(y, dtype=np.float64)
+        y_mean, y_std = float(targets.mean()), float(targets.std() or 1.0)
+        targets = ((targets - y_mean) / y_std).astype(np.float32)
+
+    torch.manual_seed(seed)
+    if device == "cpu":
+        torch.use_deterministic_algorithms(True, warn_only=True)
+    generator = torch.Generator().manual_seed(seed)
+    n_out = len(classes) if classification else 1
+    net = build_network(inputs.shape[1], n_out, list(arch.hidden), arch.dropout).to(device)
+
+    holdout = project.data.split.validation or DEFAULT_HOLDOUT
+    order = torch.randperm(len(inputs), generator=generator).numpy()
+    n_val = max(1, int(round(len(inputs) * holdout))) if len(inputs) >= 10 else 0
+    val_idx, fit_idx = order[:n_val], order[n_val:]
+    to = dict(device=device)
+    xt = torch.from_numpy(inputs).to(**to)
+    yt = (torch.from_numpy(targets.astype(np.int64)) if classification
+          else torch.from_numpy(targets).reshape(-1, 1)).to(**to)
+    loss_fn = torch.nn.CrossEntropyLoss() if classification else torch.nn.MSELoss()
+    optimizer = _optimizer(torch, training.optimizer, net.parameters(), training.learning_rate)
+
+    best_loss, best_state, best_epoch, waited, epoch = float("inf"), None, 0, 0, 0
+    fit = torch.from_numpy(fit_idx).to(device)
+    for epoch in range(1, training.epochs + 1):
+        net.train()
+        perm = fit[torch.randperm(len(fit), generator=generator).to(device)]
+        for start in range(0, len(perm), training.batch_size):
+            batch = perm[start:start + training.batch_size]
+            optimizer.zero_grad()
+            loss = loss_fn(net(xt[batch]), yt[batch])
+            loss.backward()
+            optimizer.step()
+        watch = val_idx if n_val else fit_idx
+        net.eval()
+        with torch.no_grad():
+            idx = torch.from_numpy(watch).to(device)
+            val_loss = float(loss_fn(net(xt[idx]), yt[idx]))
+        if val_loss < best_loss - 1e-7:
+            best_loss, best_epoch, waited = val_loss, epoch, 0
+            best_state = {k: v.detach().cpu().clone() for k, v in net.state_dict().items()}
+        else:
+            waited += 1
+            if training.early_stopping_patience and waited >= training.early_stopping_patience:
+                break
+    if best_state is not None:
+        net.load_state_dict(best_state)
+    config = {
+        "n_in": int(inputs.shape[1]), "n_out": n_out, "hidden": list(arch.hidden),
+        "dropout": arch.dropout, "task": project.model.task,
+        "classes": [c.item() if hasattr(c, "item") else c for c in classes]
+        if classification else None,
+        "y_mean": y_mean, "y_std": y_std,
+    }
+    _save(net.cpu(), preprocessor, config, X, path)
+    return {
+        "estimator": "torch.mlp",
+        "params": {"hidden": list(arch.hidden), "dropout": arch.dropout,
+                   **training.model_dump(mode="json")},
+        "device": device,
+        "epochs_trained": epoch,
+        "best_epoch": best_epoch,
+        "best_validation_loss": best_loss,
+    }
+
+
+def _optimizer(torch, name: str, params, lr: float):
+    if name == "sgd":
+        return torch.optim.SGD(params, lr=lr, momentum=0.9)
+    if name == "adamw":
+        return torch.optim.AdamW(params, lr=lr)
+    return torch.optim.Adam(params, lr=lr)
+
+
+def _save(net, preprocessor, config: dict, X, path: Path) -> None:
+    import tempfile
+
+    import joblib
+
+    from mlspec.runtime.model_io import quiet_mlflow
+    from mlspec.runtime.train import EXAMPLE_ROWS, model_requirements
+
+    torch = _torch()
+    quiet_mlflow()
+    import mlflow.pyfunc
+    from mlflow.models import infer_signature
+
+    with tempfile.TemporaryDirectory() as tmp:
+        tmp_path = Path(tmp)
+        torch.save(net.state_dict(), tmp_path / WEIGHTS_FILE)
+        joblib.dump(preprocessor, tmp_path / PREPROCESSOR_FILE)
+        (tmp_path / CONFIG_FILE).write_text(json.dumps(config, sort_keys=True), encoding="utf-8")
+        model = TorchMLPModel()
+        model.load(tmp_path / WEIGHTS_FILE, tmp_path / PREPROCESSOR_FILE, tmp_path / CONFIG_FILE)
+        example = X.head(EXAMPLE_ROWS)
+        signature = infer_signature(example, model.predict(None, example))
+        mlflow.pyfunc.save_model(
+            str(path), python_model=TorchMLPModel(),
+            artifacts={"weights": str(tmp_path / WEIGHTS_FILE),
+                       "preprocessor": str(tmp_path / PREPROCESSOR_FILE),
+                       "config": str(tmp_path / CONFIG_FILE)},
+            signature=signature, input_example=example,
+            pip_requirements=model_requirements("torch"))
+
+
+class TorchMLPModel(_PythonModel):
+    """The pyfunc wrapper: preprocessing + MLP on CPU; ``predict`` gives labels or values,
+    ``predict_proba`` class probabilities (columns in ``classes`` order)."""
+
+    def load_context(self, context) -> None:
+        self.load(context.artifacts["weights"], context.artifacts["preprocessor"],
+                  context.artifacts["config"])
+
+    def load(self, weights, preprocessor, config) -> None:
+        import joblib
+
+        torch = _torch()
+        self.config = json.loads(Path(config).read_text(encoding="utf-8"))
+        self.preprocessor = joblib.load(preprocessor)
+        c = self.config
+        self.net = build_network(c["n_in"], c["n_out"], c["hidden"], c["dropout"])
+        self.net.load_state_dict(torch.load(weights, map_location="cpu", weights_only=True))
+        self.net.eval()
+
+    def _forward(self, X):
+        import numpy as np
+
+        torch = _torch()
+        inputs = np.asarray(self.preprocessor.transform(X), dtype=np.float32)
+        with torch.no_grad():
+            return self.net(torch.from_numpy(inputs)).numpy()
+
+    def predict_proba(self, X):
+        import numpy as np
+
+        if self.config["task"] != "classification":
+            raise StepError("predict_proba is only defined for classification models")
+        logits = self._forward(X).astype(np.float64)
+        logits -= logits.max(axis=1, keepdims=True)
+        exp = np.exp(logits)
+        return exp / exp.sum(axis=1, keepdims=True)
+
+    def predict(self, context, model_input=None, params=None):
+        """pyfunc's ``predict(context, model_input)``; also ``predict(X)`` like sklearn."""
+        import numpy as np
+
+        X = model_input if model_input is not None else context
+        out = self._forward(X)
+        if self.config["task"] == "classification":
+            return np.asarray(self.config["classes"])[out.argmax(axis=1)]
+        return out[:, 0] * self.config["y_std"] + self.config["y_mean"]
