@@ -3,6 +3,7 @@ model-quality metrics over it, exported as ``mlspec_model_performance{metric=...
 
 from __future__ import annotations
 
+import warnings
 from collections import deque
 
 from mlspec.runtime.serving_codec import BadRequest
@@ -40,28 +41,37 @@ class Feedback:
         """Metric name -> value over the window (classification or regression metrics)."""
         if not self.pairs:
             return {}
-        import numpy as np
-        from sklearn import metrics as m
-
         pred, true = (list(x) for x in zip(*self.pairs))
         if self.classifier:
-            return {
-                "accuracy": float(m.accuracy_score(true, pred)),
-                "balanced_accuracy": float(m.balanced_accuracy_score(true, pred)),
-                "f1_macro": float(m.f1_score(true, pred, average="macro", zero_division=0)),
-                "f1_weighted": float(m.f1_score(true, pred, average="weighted", zero_division=0)),
-                "precision_macro": float(m.precision_score(true, pred, average="macro",
-                                                           zero_division=0)),
-                "recall_macro": float(m.recall_score(true, pred, average="macro",
-                                                     zero_division=0)),
-            }
-        p, t = np.asarray(pred), np.asarray(true)
-        err = p - t
-        mse = float(np.mean(err ** 2))
-        var = float(np.var(t))
-        nonzero = t != 0
-        return {
-            "mse": mse, "rmse": mse ** 0.5, "mae": float(np.mean(np.abs(err))),
-            "r2": 1.0 - mse / var if var > 0 else 0.0,
-            "mape": float(np.mean(np.abs(err[nonzero] / t[nonzero]))) if nonzero.any() else 0.0,
-        }
+            with warnings.catch_warnings():  # a small window often lacks some classes
+                warnings.simplefilter("ignore")
+                return _classification(true, pred)
+        return _regression(true, pred)
+
+
+def _classification(true: list, pred: list) -> dict[str, float]:
+    from sklearn import metrics as m
+
+    return {
+        "accuracy": float(m.accuracy_score(true, pred)),
+        "balanced_accuracy": float(m.balanced_accuracy_score(true, pred)),
+        "f1_macro": float(m.f1_score(true, pred, average="macro", zero_division=0)),
+        "f1_weighted": float(m.f1_score(true, pred, average="weighted", zero_division=0)),
+        "precision_macro": float(m.precision_score(true, pred, average="macro", zero_division=0)),
+        "recall_macro": float(m.recall_score(true, pred, average="macro", zero_division=0)),
+    }
+
+
+def _regression(true: list, pred: list) -> dict[str, float]:
+    import numpy as np
+
+    p, t = np.asarray(pred), np.asarray(true)
+    err = p - t
+    mse = float(np.mean(err ** 2))
+    var = float(np.var(t))
+    nonzero = t != 0
+    return {
+        "mse": mse, "rmse": mse ** 0.5, "mae": float(np.mean(np.abs(err))),
+        "r2": 1.0 - mse / var if var > 0 else 0.0,
+        "mape": float(np.mean(np.abs(err[nonzero] / t[nonzero]))) if nonzero.any() else 0.0,
+    }

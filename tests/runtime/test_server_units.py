@@ -1,0 +1,146 @@
+"""The server's parts in-process: request decoding, metrics exposition, drift window, feedback."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from mlspec import contract
+from mlspec.runtime.serving_codec import BadRequest, decode_v1, decode_v2, encode_outputs
+from mlspec.runtime.serving_drift import OnlineDrift
+from mlspec.runtime.serving_feedback import Feedback
+from mlspec.runtime.serving_metrics import Metrics
+from mlspec.runtime.serving_model import Column, LoadedModel
+
+
+def model(nullable: tuple[str, ...] = ()) -> LoadedModel:
+    cols = tuple(Column(n, "FP64", n in nullable) for n in ("a", "b", "c"))
+    return LoadedModel(name="m", version="1", columns=cols, predict=None, classifier=True,
+                       flavor="sklearn", platform="sklearn", folder=Path("."))
+
+
+def tensor(shape: list, data: list, name: str = "input-0", datatype: str = "FP64") -> dict:
+    return {"name": name, "shape": shape, "datatype": datatype, "data": data}
+
+
+def test_decode_v2_layouts_agree() -> None:
+    rows, rid, proba = decode_v2(model(), {"id": "x", "inputs": [tensor([2, 3], [1, 2, 3, 4, 5, 6])]})
+    assert rid == "x" and not proba
+    nested, _, _ = decode_v2(model(), {"inputs": [tensor([2, 3], [[1, 2, 3], [4, 5, 6]])]})
+    per_feature, _, _ = decode_v2(model(), {"inputs": [
+        tensor([2], [1, 4], "a"), tensor([2, 1], [[2], [5]], "b"), tensor([2], [3, 6], "c")]})
+    assert rows.dtype == np.float64
+    assert np.array_equal(rows, nested) and np.array_equal(rows, per_feature)
+
+
+@pytest.mark.parametrize("body,needle", [
+    ({"inputs": [tensor([1, 2], [1, 2])]}, "expected [N, 3]"),
+    ({"inputs": [tensor([2, 3], [1, 2, 3])]}, "needs 6 values"),
+    ({"inputs": [tensor([1, 3], [1, True, "x"])]}, "holds strings"),
+    ({"inputs": [tensor([1, 3], [1, None, {"k": 1}])]}, "not a number"),
+    ({"inputs": [tensor([1, 3], [None, 1, 2])]}, "'a': null/NaN is not allowed"),
+    ({"inputs": [tensor([1, 3], [1e308 * 10, 1, 2])]}, "infinite"),
+    ({"inputs": [tensor([1], [1], "a"), tensor([1], [1], "b")]}, "missing input 'c'"),
+    ({"inputs": [tensor([1], [1], "a"), tensor([2], [1, 2], "b"), tensor([1], [1], "c")]},
+     "rows"),
+])
+def test_decode_v2_errors_name_the_problem(body: dict, needle: str) -> None:
+    with pytest.raises(BadRequest) as err:
+        decode_v2(model(), body)
+    assert err.value.status == 400 and needle in err.value.message
+
+
+def test_nullable_column_takes_null() -> None:
+    rows, _, _ = decode_v2(model(nullable=("a",)), {"inputs": [tensor([1, 3], [None, 1, 2])]})
+    assert math.isnan(rows[0, 0])
+
+
+def test_decode_v1() -> None:
+    lists = decode_v1(model(), {"instances": [[1, 2, 3]]})
+    dicts = decode_v1(model(), {"instances": [{"c": 3, "a": 1, "b": 2}]})
+    assert np.array_equal(lists, dicts)
+    with pytest.raises(BadRequest, match="missing feature 'c'"):
+        decode_v1(model(), {"instances": [{"a": 1, "b": 2}]})
+
+
+def test_encode_outputs() -> None:
+    out = encode_outputs(np.array([1, 2]), "INT64")
+    assert out == {"name": "predict", "shape": [2], "datatype": "INT64", "data": [1, 2]}
+    assert encode_outputs(np.array(["x"], dtype=object), "INT64")["datatype"] == "BYTES"
+
+
+def test_metrics_exposition() -> None:
+    m = Metrics('we"ird', "1")
+    m.observe(200, 0.0005)
+    m.observe(200, 0.003)
+    m.observe(400, 20.0)
+    m.count_predictions([0, 1, 1])
+    m.performance["accuracy"] = 0.5
+    m.drift_source = lambda: {"x": ("psi", 0.25)}
+    text = m.render()
+    base = 'model="we\\"ird",version="1"'
+    assert f'{contract.REQUESTS_TOTAL}{{{base},code="200"}} 2' in text
+    assert f'{contract.REQUEST_DURATION}_bucket{{{base},le="0.001"}} 1' in text
+    assert f'{contract.REQUEST_DURATION}_bucket{{{base},le="0.005"}} 2' in text
+    assert f'{contract.REQUEST_DURATION}_bucket{{{base},le="10"}} 2' in text
+    assert f'{contract.REQUEST_DURATION}_bucket{{{base},le="+Inf"}} 3' in text
+    assert f'{contract.REQUEST_DURATION}_count{{{base}}} 3' in text
+    assert f'{contract.PREDICTIONS_TOTAL}{{{base},class="1"}} 2' in text
+    assert f'{contract.FEATURE_DRIFT}{{{base},feature="x",method="psi"}} 0.25' in text
+    assert f'{contract.MODEL_PERFORMANCE}{{{base},metric="accuracy"}} 0.5' in text
+    assert f"{contract.MODEL_INFO}{{{base}}} 1" in text
+    names = {line.split()[2] for line in text.splitlines() if line.startswith("# TYPE")}
+    assert names == set(contract.METRIC_LABELS)
+
+
+def _profile() -> dict:
+    from mlspec.runtime.features import FeatureSpec
+    from mlspec.runtime.profile import build_profile
+    import pandas as pd
+
+    rng = np.random.default_rng(0)
+    frame = pd.DataFrame({"a": rng.normal(size=2000), "b": rng.normal(size=2000),
+                          "c": rng.normal(size=2000)})
+    return build_profile(frame, [FeatureSpec(n, "float") for n in "abc"])
+
+
+def test_drift_window_wraps_and_detects_shift() -> None:
+    drift = OnlineDrift(_profile(), model().columns, window=100, min_rows=50, min_interval=0)
+    rng = np.random.default_rng(1)
+    assert drift.values() == {}  # too few rows yet
+    for _ in range(7):  # 7 x 30 rows into a 100-row ring
+        drift.add(rng.normal(size=(30, 3)))
+    assert drift.filled == 100 and drift.cursor == 10
+    calm = drift.values()
+    assert set(calm) == {"a", "b", "c"} and max(v for _, v in calm.values()) < 0.5
+    shifted = rng.normal(size=(100, 3))
+    shifted[:, 1] += 3
+    drift.add(shifted)
+    moved = drift.values()
+    assert moved["b"][1] > 1.0 and moved["a"][1] < 0.5
+
+
+def test_feedback_scores() -> None:
+    fb = Feedback(classifier=True, window=4)
+    fb.add([0, 1, 1, 2], ["0", 1, 0, 2])
+    assert fb.scores()["accuracy"] == 0.75
+    fb.add([5, 5], [6, 6])  # the window keeps the last 4
+    assert len(fb) == 4 and fb.scores()["accuracy"] == 0.25
+    reg = Feedback(classifier=False)
+    reg.add([1.0, 2.0], [1.0, 4.0])
+    assert reg.scores()["mae"] == 1.0 and reg.scores()["rmse"] == pytest.approx(math.sqrt(2))
+    with pytest.raises(BadRequest):
+        reg.add([1.0], ["high"])
+
+
+def test_serve_command_bad_model_is_usage_error(tmp_path: Path, capsys) -> None:
+    from mlspec.runtime.server import main, serve_command
+
+    assert serve_command(str(tmp_path / "missing")) == 2
+    assert "no such model folder" in capsys.readouterr().err
+    assert serve_command(str(tmp_path)) == 2  # a folder without MLmodel
+    assert main(["serve"]) == 2  # no model URI
+    assert main(["x", "--drift-window", "0"]) == 2
