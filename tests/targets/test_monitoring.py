@@ -282,3 +282,16 @@ def test_golden(spec: Path, update_golden: bool) -> None:
     if not expected:
         pytest.fail(f"no golden files under {folder}; run pytest --update-golden")
     assert files == expected
+
+
+def test_prometheusrule_and_rule_file_hold_the_same_groups() -> None:
+    files = _render(IRIS)
+    crd = yaml.safe_load(files["monitoring/prometheusrule.yaml"])
+    plain = yaml.safe_load(files["monitoring/rules.yaml"])
+    assert crd["spec"]["groups"] == plain["groups"]
+    assert crd["metadata"] == {"name": "iris-classifier-mlspec", "namespace": "ml-demo",
+                               "labels": crd["metadata"]["labels"]}
+    monitor = yaml.safe_load(files["monitoring/servicemonitor.yaml"])
+    (endpoint,) = monitor["spec"]["endpoints"]
+    assert (endpoint["targetPort"], endpoint["path"]) == (contract.SERVER_PORT,
+                                                          contract.METRICS_PATH)
