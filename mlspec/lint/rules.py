@@ -48,6 +48,7 @@ RULES: tuple[Rule, ...] = (
     serving.steps_without_canary,
     serving.raw_scale_to_zero,
     serving.canary_all_or_nothing,
+    serving.traffic_percent_with_blue_green,
     # monitoring
     monitoring.drift_feature_unknown,
     monitoring.performance_metric_wrong_task,

@@ -129,3 +129,20 @@ def canary_all_or_nothing(ctx: Context) -> Iterator[Finding]:
         yield Finding(("serving", "rollout", "traffic_percent"),
                       f"a canary with traffic_percent {rollout.traffic_percent} is not a canary",
                       "use a small share such as 10")
+
+
+@rule("MLS248", "traffic-percent-with-blue-green", Severity.WARNING)
+def traffic_percent_with_blue_green(ctx: Context) -> Iterator[Finding]:
+    """rollout.traffic_percent is set for a blue-green rollout, which switches all traffic.
+
+    Anti-pattern: ``strategy: blue-green`` with ``traffic_percent: 10`` — blue-green moves 100 %
+    of the traffic to the new model at once; the percentage is silently ignored.
+
+    Best practice: ``canary`` (or ``ab``) for a partial share; no ``traffic_percent`` with
+    ``blue-green``.
+    """
+    rollout = ctx.project.serving.rollout
+    path = ("serving", "rollout", "traffic_percent")
+    if rollout.strategy == "blue-green" and ctx.given(path):
+        yield Finding(path, "blue-green switches all traffic at once; traffic_percent is ignored",
+                      "remove traffic_percent, or use strategy: canary")
