@@ -44,6 +44,16 @@ DEFAULT_STABLE_ALIAS = "production"
 DEFAULT_CANARY_STEPS = (50, 100)  # after the first step, traffic_percent
 STEP_HOLD = "10m"  # how long each canary step must stay healthy before the next
 PREVIOUS_SPEC_ENV = "MLSPEC_PREVIOUS_SPEC"
+RAW_CPU_TARGET = 80  # raw mode: the HorizontalPodAutoscaler's CPU utilization target, percent
+
+# Autoscaling per deployment mode: Knative scales on in-flight requests per pod; raw mode's HPA
+# cannot see concurrency, so it scales on CPU (lint MLS247 warns about a concurrency target).
+SCALING: dict[str, Callable[[Project], dict]] = {
+    "serverless": lambda p: {"scaleMetric": "concurrency",
+                             "scaleTarget": p.serving.replicas.target_concurrency},
+    "raw": lambda p: {"scaleMetric": "cpu", "scaleMetricType": "Utilization",
+                      "scaleTarget": RAW_CPU_TARGET},
+}
 
 # Kubernetes label values: at most 63 characters of [A-Za-z0-9._-], alphanumeric at both ends.
 _LABEL_VALUE = re.compile(r"^([A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?)?$")
@@ -184,8 +194,7 @@ def inference_service(project: Project, name: str, alias: str, role: str,
     predictor: dict[str, Any] = {
         "minReplicas": replicas.min,
         "maxReplicas": replicas.max,
-        "scaleMetric": "concurrency",
-        "scaleTarget": replicas.target_concurrency,
+        **SCALING[project.serving.deployment_mode](project),
         "containers": [_container(project, alias)],
         "securityContext": {"runAsNonRoot": True, "seccompProfile": {"type": "RuntimeDefault"}},
         "volumes": [{"name": "tmp", "emptyDir": {}}],
