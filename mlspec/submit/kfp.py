@@ -74,7 +74,7 @@ def upload_and_run(host: str, project, ir: str, experiment: str,
     """
     import warnings
 
-    import kfp
+    from kfp.client import Client
     from kfp_server_api.exceptions import ApiException
 
     name = project.metadata.name
@@ -84,7 +84,7 @@ def upload_and_run(host: str, project, ir: str, experiment: str,
             warnings.simplefilter("ignore", FutureWarning)
             path = Path(tmp) / "pipeline.yaml"
             path.write_text(ir, encoding="utf-8")
-            client = kfp.Client(host=host, namespace=namespace or "kubeflow")
+            client = Client(host=host, namespace=namespace or "kubeflow")
             pipeline_id, version_id = _upload(client, str(path), name, version_name,
                                               project.metadata.description, namespace)
             exp = client.create_experiment(name=experiment, namespace=namespace)

@@ -9,9 +9,12 @@ only from the graph; the spec enters the IR only as the default of the ``spec`` 
 """
 
 # No `from __future__ import annotations`: kfp reads the pipeline function's annotations as types.
+import importlib
 import json
 import keyword
 import linecache
+import os
+import sys
 import tempfile
 import unicodedata
 from pathlib import Path
@@ -99,6 +102,7 @@ def check(graph: PipelineGraph) -> list[Diagnostic]:
 
 
 def _compile(pipeline_func: Callable[..., Any]) -> str:
+    import_kfp()
     from kfp import compiler
 
     with tempfile.TemporaryDirectory(prefix="mlspec-kfp-") as tmp:
@@ -109,6 +113,7 @@ def _compile(pipeline_func: Callable[..., Any]) -> str:
 
 def _pipeline_function(graph: PipelineGraph, spec_json: str) -> Callable[..., Any]:
     """The ``@dsl.pipeline`` function: one task per graph step, the gate as ``dsl.If``."""
+    import_kfp()
     from kfp import dsl
 
     components = {step.name: _component(graph, step) for step in graph.steps}
@@ -148,24 +153,71 @@ def _output(graph: PipelineGraph, tasks: dict[str, Any], step: str, output: str)
 
 def _configure(task: Any, step: Step) -> Any:
     """Scheduling from the graph: resources, GPU, node selector, tolerations, retries, caching."""
-    from kfp import kubernetes
-
     res = step.resources
     task.set_display_name(step.name)
     task.set_cpu_request(res.cpu).set_cpu_limit(res.cpu)
     task.set_memory_request(res.memory).set_memory_limit(res.memory)
     if res.gpu:
         task.set_accelerator_type(GPU_RESOURCE).set_accelerator_limit(str(res.gpu))
-    for key, value in res.node_selector:
-        kubernetes.add_node_selector(task, label_key=key, label_value=value)
-    for toleration in res.tolerations:
-        kubernetes.add_toleration(task, **dict(toleration))
     if step.retries:
         task.set_retry(num_retries=step.retries)
     task.set_caching_options(enable_caching=step.cacheable)
-    if step.timeout_seconds:
-        kubernetes.set_timeout(task, step.timeout_seconds)
+    kubernetes = kubernetes_config(step)
+    if kubernetes:
+        task.platform_config["kubernetes"] = kubernetes
     return task
+
+
+def kubernetes_config(step: Step) -> dict[str, Any]:
+    """The task's kfp-kubernetes platform config (node selector, tolerations, timeout).
+
+    This is exactly the JSON that ``kfp.kubernetes.add_node_selector``, ``add_toleration`` and
+    ``set_timeout`` store in ``task.platform_config["kubernetes"]`` (a test compares the two),
+    written directly because importing ``kfp.kubernetes`` loads the whole Kubernetes client,
+    which more than doubles the time of a compile.
+    """
+    config: dict[str, Any] = {}
+    res = step.resources
+    if res.node_selector:
+        config["nodeSelector"] = {"labels": dict(res.node_selector)}
+    if res.tolerations:
+        config["tolerations"] = [dict(t) for t in res.tolerations]
+    if step.timeout_seconds:
+        config["activeDeadlineSeconds"] = str(step.timeout_seconds)  # int64 -> JSON string
+    return config
+
+
+def import_kfp() -> None:
+    """Import the parts of kfp that compiling needs, without ``kfp.client``.
+
+    ``import kfp`` also imports its API client (the Kubernetes client, google-auth, requests:
+    about three quarters of kfp's import time), unless ``_KFP_RUNTIME`` is set, kfp's own switch
+    for its containers. The switch is set only while the top-level package is imported, so
+    ``kfp.dsl`` and ``kfp.compiler`` load in full; ``kfp.Client`` stays available lazily.
+    """
+    if "kfp" in sys.modules:
+        return
+    previous = os.environ.get("_KFP_RUNTIME")
+    os.environ["_KFP_RUNTIME"] = "true"
+    try:
+        import kfp
+    finally:
+        if previous is None:
+            del os.environ["_KFP_RUNTIME"]
+        else:
+            os.environ["_KFP_RUNTIME"] = previous
+    if not hasattr(kfp, "Client"):
+        kfp.__getattr__ = _kfp_lazy_attribute
+
+
+def _kfp_lazy_attribute(name: str) -> Any:
+    if name == "Client":
+        from kfp.client import Client
+
+        return Client
+    if name in ("client", "components", "compiler", "dsl", "local"):
+        return importlib.import_module(f"kfp.{name}")
+    raise AttributeError(f"module 'kfp' has no attribute {name!r}")
 
 
 # --- components -------------------------------------------------------------------------------

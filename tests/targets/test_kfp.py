@@ -177,3 +177,52 @@ def test_a_data_uri_with_a_line_break_is_refused(uri: str) -> None:
         _ir(_project(**{"data.source.uri": uri}))
     (problem,) = info.value.diagnostics
     assert problem.code == "MLS701" and problem.path == "data.source.uri"
+
+
+def test_kubernetes_config_is_what_kfp_kubernetes_writes() -> None:
+    from kfp import dsl, kubernetes
+
+    from mlspec.graph import Resources, Step
+    from mlspec.targets.kfp import kubernetes_config
+
+    step = Step("train", "d", (), (), Resources(
+        cpu="1", memory="1Gi", node_selector=(("disk", "ssd"), ("pool", "gpu")),
+        tolerations=((("effect", "NoSchedule"), ("key", "dedicated"), ("operator", "Equal"),
+                      ("value", "ml")), (("key", "nvidia.com/gpu"), ("operator", "Exists")))),
+        timeout_seconds=1800)
+
+    # No annotations: this module's `from __future__ import annotations` would make them strings.
+    @dsl.component(base_image="python:3.11")
+    def noop():
+        pass
+
+    @dsl.pipeline(name="p")
+    def pipeline():
+        task = noop()
+        kubernetes.add_node_selector(task, "disk", "ssd")
+        kubernetes.add_node_selector(task, "pool", "gpu")
+        kubernetes.add_toleration(task, key="dedicated", operator="Equal", value="ml",
+                                  effect="NoSchedule")
+        kubernetes.add_toleration(task, key="nvidia.com/gpu", operator="Exists")
+        kubernetes.set_timeout(task, 1800)
+        assert task.platform_config["kubernetes"] == kubernetes_config(step)
+
+    assert pipeline.platform_spec  # the pipeline body (and its assert) ran
+
+
+def test_compile_imports_neither_the_kfp_client_nor_the_kubernetes_client() -> None:
+    code = (
+        "import sys\n"
+        "from mlspec.spec.loader import load_spec\n"
+        "from mlspec.graph import build_graph\n"
+        "from mlspec.targets.kfp import render\n"
+        f"p = load_spec({str(IRIS)!r}).project\n"
+        "render(p, build_graph(p))\n"
+        "print(sorted(m for m in ('kfp.client', 'kubernetes', 'kfp.kubernetes') if m in sys.modules))\n"
+        "import kfp\n"
+        "print(kfp.Client.__name__)\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == ["[]", "Client"]
