@@ -19,6 +19,8 @@ import httptools
 JSON = b"application/json"
 TEXT = b"text/plain; version=0.0.4; charset=utf-8"
 LINGER_SECONDS = 2.0
+IDLE_SECONDS = 75.0  # a keep-alive connection with no bytes for this long is closed
+MAX_HEADER_BYTES = 64 * 1024
 _REASONS = {s.value: s.phrase.encode() for s in HTTPStatus}
 
 
@@ -75,16 +77,21 @@ class HttpProtocol(asyncio.Protocol):
         self.rejected = False
         self.expect_continue = False
         self.closed = False
+        self.header_bytes = 0
+        self.last_active = clock()
 
     # --- asyncio callbacks -------------------------------------------------------------------
     def connection_made(self, transport: Any) -> None:
         self.transport = transport
+        CONNECTIONS.add(self)
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.closed = True
         self.transport = None
+        CONNECTIONS.discard(self)
 
     def data_received(self, data: bytes) -> None:
+        self.last_active = self.clock()
         if self.rejected:
             return
         try:
@@ -100,6 +107,7 @@ class HttpProtocol(asyncio.Protocol):
         self.body = []
         self.size = 0
         self.expect_continue = False
+        self.header_bytes = 0
 
     def on_url(self, url: bytes) -> None:
         self.url += url
@@ -107,6 +115,10 @@ class HttpProtocol(asyncio.Protocol):
             self._reject(414, "the URL is too long")
 
     def on_header(self, name: bytes, value: bytes) -> None:
+        self.header_bytes += len(name) + len(value)
+        if self.header_bytes > MAX_HEADER_BYTES:
+            self._reject(431, "the request headers are too large")
+            return
         lower = name.lower()
         if lower == b"content-length":
             try:
@@ -178,6 +190,25 @@ class HttpProtocol(asyncio.Protocol):
         self.flush()
 
 
+# Open connections, for the idle sweep (a set: O(1) add/remove per connection, not per request).
+CONNECTIONS: set[HttpProtocol] = set()
+
+
+def close_idle(now: float, idle: float = IDLE_SECONDS) -> int:
+    """Close connections that sent nothing for ``idle`` seconds and await no answer."""
+    stale = [c for c in CONNECTIONS
+             if now - c.last_active > idle and not c.pending and c.transport is not None]
+    for conn in stale:
+        conn.transport.close()
+    return len(stale)
+
+
+async def _sweep(clock: Callable[[], float], every: float) -> None:
+    while True:
+        await asyncio.sleep(every)
+        close_idle(clock())
+
+
 async def serve_forever(handler: Handler, host: str, port: int, max_body: int,
                         clock: Callable[[], float], error_body: Callable[[str], bytes],
                         ready: Callable[[int], None] | None = None,
@@ -191,5 +222,9 @@ async def serve_forever(handler: Handler, host: str, port: int, max_body: int,
     if ready:
         ready(bound)
     stop = stop or asyncio.Event()
-    async with server:
-        await stop.wait()
+    sweeper = asyncio.create_task(_sweep(clock, IDLE_SECONDS / 5))
+    try:
+        async with server:
+            await stop.wait()
+    finally:
+        sweeper.cancel()

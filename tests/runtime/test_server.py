@@ -325,6 +325,8 @@ def _raw_exchange(base: str, payload: bytes) -> bytes:
     b"POST " + INFER.encode() + b" HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"
     + (b"8000\r\n" + b"1" * 0x8000 + b"\r\n") * 4 + b"0\r\n\r\n",
     b"GET /" + b"a" * 10000 + b" HTTP/1.1\r\nHost: x\r\n\r\n",
+    b"GET /v2 HTTP/1.1\r\n" + b"X-Pad: " + b"p" * 4000 + b"\r\n" * 1 + (
+        b"X-More: " + b"q" * 4000 + b"\r\n") * 20 + b"\r\n",
 ])
 def test_malformed_http_gets_4xx_and_server_stays_up(server: str, payload: bytes) -> None:
     answer = _raw_exchange(server, payload)

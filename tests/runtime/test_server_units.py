@@ -144,3 +144,25 @@ def test_serve_command_bad_model_is_usage_error(tmp_path: Path, capsys) -> None:
     assert serve_command(str(tmp_path)) == 2  # a folder without MLmodel
     assert main(["serve"]) == 2  # no model URI
     assert main(["x", "--drift-window", "0"]) == 2
+
+
+def test_idle_connections_are_swept() -> None:
+    from mlspec.runtime import serving_http
+
+    class Transport:
+        closed = False
+
+        def close(self) -> None:
+            self.closed = True
+
+    busy, idle, fresh = (serving_http.HttpProtocol(lambda r: None, 10, lambda: 0.0,
+                                                   lambda m: b"") for _ in range(3))
+    for conn, last in ((busy, 0.0), (idle, 0.0), (fresh, 99.0)):
+        conn.transport, conn.last_active = Transport(), last
+        serving_http.CONNECTIONS.add(conn)
+    busy.pending.append([None, False])  # still owes an answer: never closed under a client
+    try:
+        assert serving_http.close_idle(now=100.0, idle=50.0) == 1
+        assert idle.transport.closed and not busy.transport.closed and not fresh.transport.closed
+    finally:
+        serving_http.CONNECTIONS.difference_update({busy, idle, fresh})
