@@ -26,9 +26,9 @@ EXIT_OK, EXIT_INVALID, EXIT_USAGE = 0, 1, 2
 MANIFEST, KUSTOMIZATION = "manifest.json", "kustomization.yaml"
 # Targets every compile writes besides the spec's pipeline engines.
 ALWAYS_TARGETS = ("serving", "monitoring")
-# While other engineers are still writing target modules, a missing one is skipped with a note.
-# Once every module in TARGETS exists this is irrelevant: a missing module is then an error.
-SKIP_MISSING_TARGETS = True
+# Every module in TARGETS exists, so a missing one is a broken install: an error, not a skip.
+# (True was the policy while the targets were being written: skip it with a note.)
+SKIP_MISSING_TARGETS = False
 
 
 @dataclass
@@ -142,10 +142,11 @@ def compile_project(project, requested: list[str], spec_sha256: str, spec_name: 
     names, skipped, files = [], [], []
     for name in select_targets(project, requested):
         if importlib.util.find_spec(TARGETS[name]) is None:
-            if SKIP_MISSING_TARGETS and not _all_targets_exist():
+            if SKIP_MISSING_TARGETS:
                 skipped.append(name)
                 continue
-            raise UsageError(f"target {name!r}: module {TARGETS[name]} is missing")
+            raise UsageError(f"target {name!r}: module {TARGETS[name]} is missing "
+                             "(a broken install? reinstall mlspec)")
         render = importlib.import_module(TARGETS[name]).render
         files.extend(render(project, graph))
         names.append(name)
@@ -154,10 +155,6 @@ def compile_project(project, requested: list[str], spec_sha256: str, spec_name: 
     files.sort(key=lambda f: f.path)
     files.append(OutputFile(MANIFEST, manifest(files, spec_sha256, spec_name, profile, names)))
     return Compiled(project.metadata.name, files, names, skipped)
-
-
-def _all_targets_exist() -> bool:
-    return all(importlib.util.find_spec(module) is not None for module in TARGETS.values())
 
 
 def _check_paths(files: list[OutputFile]) -> None:
