@@ -219,13 +219,7 @@ def test_drift_alert_reaches_the_trigger_and_retrains(tmp_path: Path, capsys) ->
     logs.mkdir()
     try:
         with processes(logs) as procs:
-            # 1. Train and register version 1 (the compiled pipeline, run locally).
-            train = procs.start("train", [*mlspec, "run", str(spec), "--profile", "e2e"], tmp_path)
-            assert train.wait(timeout=max(1.0, timeline.remaining())) == 0, procs.tail("train")
-            assert _versions(tracking_uri) == [1]
-            timeline("trained and registered version 1 (mlspec run)")
-
-            # 2. Compile the monitoring target with the short-window profile.
+            # 1. Compile the monitoring target with the short-window profile.
             build = tmp_path / "build"
             compiled = subprocess.run(
                 [*mlspec, "compile", str(spec), "--profile", "e2e", "--target", "monitoring",
@@ -234,11 +228,8 @@ def test_drift_alert_reaches_the_trigger_and_retrains(tmp_path: Path, capsys) ->
             rules = build / "monitoring" / "rules.yaml"
             timeline("compiled the monitoring target (profile e2e)")
 
-            # 3. Start the model server, the trigger, Alertmanager and Prometheus.
+            # 2. Start the trigger, Alertmanager and Prometheus (they need no model)...
             serve_port, trigger_port, am_port, prom_port = (_free_port() for _ in range(4))
-            procs.start("serve", [*mlspec, "serve", f"models:/{MODEL}/1", "--tracking-uri",
-                                  tracking_uri, "--port", str(serve_port), "--name", MODEL],
-                        tmp_path)
             procs.start("trigger", [*mlspec, "trigger", "serve", "--spec", str(spec), "--profile",
                                     "e2e", "--port", str(trigger_port), "--workdir", str(tmp_path)],
                         tmp_path)
@@ -268,14 +259,23 @@ def test_drift_alert_reaches_the_trigger_and_retrains(tmp_path: Path, capsys) ->
                 prometheus, f"--config.file={tmp_path / 'prometheus.yml'}",
                 f"--storage.tsdb.path={tmp_path / 'prom-data'}",
                 f"--web.listen-address=127.0.0.1:{prom_port}"], tmp_path)
-            _wait("the model server", lambda: _get(
-                f"http://127.0.0.1:{serve_port}/v2/health/ready") is not None, timeline, procs)
+
+            # 3. ...while the model trains and registers as version 1 (the compiled pipeline,
+            # run locally), then serve it.
+            train = procs.start("train", [*mlspec, "run", str(spec), "--profile", "e2e"], tmp_path)
+            assert train.wait(timeout=max(1.0, timeline.remaining())) == 0, procs.tail("train")
+            timeline("trained and registered version 1 (mlspec run)")
+            procs.start("serve", [*mlspec, "serve", f"models:/{MODEL}/1", "--tracking-uri",
+                                  tracking_uri, "--port", str(serve_port), "--name", MODEL],
+                        tmp_path)
             _wait("the trigger", lambda: _get(f"http://127.0.0.1:{trigger_port}/healthz"),
                   timeline, procs)
             _wait("Alertmanager", lambda: _get(f"http://127.0.0.1:{am_port}/api/v2/status"),
                   timeline, procs)
             _wait("Prometheus to load the rules", lambda: _get(
                 f"http://127.0.0.1:{prom_port}/api/v1/rules")["data"]["groups"], timeline, procs)
+            _wait("the model server", lambda: _get(
+                f"http://127.0.0.1:{serve_port}/v2/health/ready") is not None, timeline, procs)
             _wait("Prometheus to scrape the server", lambda: _get(
                 f"http://127.0.0.1:{prom_port}/api/v1/query?query=up")["data"]["result"][0]["value"][1]
                 == "1", timeline, procs)
