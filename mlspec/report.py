@@ -177,7 +177,7 @@ def _sarif_rule(code: str) -> dict[str, Any]:
 
 
 def _sarif_result(result: FileResult, d: Diagnostic, rule_index: int) -> dict[str, Any]:
-    uri = "stdin" if result.path == "-" else quote(result.path.replace(os.sep, "/"))
+    uri = _artifact_uri(result.path)
     location: dict[str, Any] = {
         "physicalLocation": {
             "artifactLocation": {"uri": uri},
@@ -193,6 +193,17 @@ def _sarif_result(result: FileResult, d: Diagnostic, rule_index: int) -> dict[st
         "message": {"text": d.message + _hint_suffix(d)},
         "locations": [location],
     }
+
+
+def _artifact_uri(path: str) -> str:
+    """Relative paths stay relative (code scanning resolves them); absolute ones become file:."""
+    if path == "-":
+        return "stdin"
+    if os.path.isabs(path):
+        from pathlib import Path
+
+        return Path(path).as_uri()
+    return quote(path.replace(os.sep, "/"))
 
 
 def render_sarif(results: list[FileResult], strict: bool, out: TextIO) -> None:

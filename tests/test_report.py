@@ -146,3 +146,13 @@ def test_explain_every_code() -> None:
     assert explain_command("unknown-estimator-param", out=io.StringIO()) == 0
     with pytest.raises(UsageError, match="unknown code 'MLS999'"):
         explain_command("MLS999")
+
+
+def test_sarif_absolute_paths_are_file_uris(specs: dict[str, str]) -> None:
+    import jsonschema
+
+    log = json.loads(_run([specs["invalid"]], "sarif")[1])
+    uri = log["runs"][0]["results"][0]["locations"][0]["physicalLocation"]["artifactLocation"]
+    assert uri["uri"] == Path(specs["invalid"]).as_uri()
+    schema = json.loads((GOLDEN / "sarif-schema-2.1.0.json").read_text(encoding="utf-8"))
+    jsonschema.Draft4Validator(schema).validate(log)
