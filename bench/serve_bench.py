@@ -297,6 +297,10 @@ def main() -> int:
     print(f"{'server':10s} {'req/s':>9s} {'p50 ms':>8s} {'p99 ms':>8s} {'errors':>7s}")
     for name, r in summary.items():
         print(f"{name:10s} {r['rps']:9.0f} {r['p50_ms']:8.2f} {r['p99_ms']:8.2f} {r['errors']:7.0f}")
+    if "mlspec" in summary and "scrapes" in summary["mlspec"]:
+        r = summary["mlspec"]
+        print(f"mlspec: /metrics scraped {r['scrapes']:.0f} times during the run, "
+              f"{r['drift_series']:.0f} mlspec_feature_drift series in the last scrape")
     if "mlserver" in summary:
         base = summary["mlserver"]
         for name, r in summary.items():
