@@ -137,7 +137,8 @@ def run_pipeline(project, run_dir: Path) -> int:
 
     from mlspec.graph import build_graph
 
-    console = Console(file=sys.stdout, highlight=False)
+    # soft_wrap: a long path stays on one line (copyable) instead of being folded at 80 columns.
+    console = Console(file=sys.stdout, highlight=False, soft_wrap=True)
     graph = build_graph(project)
     states = {step.name: StepState(step.name) for step in graph.steps}
     artifacts = (run_dir / "artifacts").resolve()
@@ -246,7 +247,7 @@ def summarize(states: dict[str, StepState], run_root: Path | None, run_dir: Path
         "metrics": metrics,
         "gate": decision,
         "registration": registration,
-        "artifacts": str(run_root) if run_root else None,
+        "artifacts": _display_path(run_root) if run_root else None,
         "log": str(run_dir / "run.log"),
         "seconds": round(seconds, 2),
         "error": error,
@@ -255,6 +256,14 @@ def summarize(states: dict[str, StepState], run_root: Path | None, run_dir: Path
     }
     summary["ok"] = not failed and error is None and passed is True and registration is not None
     return summary
+
+
+def _display_path(path: Path) -> str:
+    """Relative to the current directory when inside it (shorter to read and copy)."""
+    try:
+        return str(path.resolve().relative_to(Path.cwd().resolve()))
+    except ValueError:
+        return str(path)
 
 
 def _read_json(run_root: Path | None, step: str, output: str) -> Any:

@@ -58,7 +58,7 @@ def test_run_trains_gates_and_registers(tmp_path: Path, example: str, model_name
     # kfp's noise went to the log, not the terminal.
     log = (tmp_path / ".mlspec" / "runs" / _name(example) / "run.log").read_text()
     assert "Executing task" in log and "Executing task" not in out
-    assert Path(summary["artifacts"], "train", "model").is_dir()
+    assert (tmp_path / summary["artifacts"] / "train" / "model").is_dir()
 
 
 @pytest.mark.slow
