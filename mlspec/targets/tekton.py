@@ -342,8 +342,13 @@ def _annotations(project: Project, graph: PipelineGraph) -> dict[str, str]:
 
 
 def spec_json(project: Project) -> str:
-    """The ConfigMap's ``spec.json``: the resolved spec, with ``$`` written as ``\\u0024``."""
-    text = json.dumps(resolved_spec(project), sort_keys=True, indent=2, ensure_ascii=True)
+    """The ConfigMap's ``spec.json``: the resolved spec, with ``$`` written as ``\\u0024``.
+
+    Keys keep the spec's order (not sorted): the order of ``data.features`` is the order of the
+    model's input columns, so sorting would train a different model. The order is still
+    deterministic: pydantic dumps fields in declaration order and mappings in file order.
+    """
+    text = json.dumps(resolved_spec(project), indent=2, ensure_ascii=True)
     # "$" only ever occurs inside JSON strings, where \\u0024 reads back as "$".
     return text.replace("$", "\\u0024")
 
