@@ -83,7 +83,8 @@ HAND_WRITTEN = textwrap.dedent('''
 
     @dsl.component(base_image=IMAGE, install_kfp_package=False, additional_funcs=[_run])
     def register(spec: str, model: Input[Model], metrics: Input[Artifact],
-                 decision: Input[Artifact], dataset: Input[Dataset], registration: Output[Artifact]):
+                 decision: Input[Artifact], dataset: Input[Dataset],
+                 registration: Output[Artifact]):
         _run("register", spec, {"model": model.path, "metrics": metrics.path,
                                 "decision": decision.path, "dataset": dataset.path},
              {"registration": registration.path})

@@ -101,8 +101,8 @@ def test_invalid_spec_and_unknown_profile(tmp_path: Path) -> None:
     assert done.returncode == 2 and "Traceback" not in done.stderr
 
 
-def test_relative_paths_resolve_against_the_current_directory(tmp_path: Path,
-                                                             monkeypatch: pytest.MonkeyPatch) -> None:
+def test_relative_paths_resolve_against_the_current_directory(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.chdir(tmp_path)
     assert absolute_tracking_uri("sqlite:///mlruns.db") == f"sqlite:///{tmp_path}/mlruns.db"
     assert absolute_tracking_uri("sqlite:////abs/x.db") == "sqlite:////abs/x.db"

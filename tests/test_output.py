@@ -1,4 +1,4 @@
-"""``mlspec compile``: target selection, manifest, kustomization, byte-identical and atomic output."""
+"""``mlspec compile``: targets, manifest, kustomization, byte-identical and atomic output."""
 
 from __future__ import annotations
 
@@ -22,7 +22,8 @@ CASES = [(spec, profile) for spec in EXAMPLES for profile in example_profiles(sp
 
 
 def _tree(root: Path) -> dict[str, bytes]:
-    return {str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}
+    return {str(p.relative_to(root)): p.read_bytes()
+            for p in sorted(root.rglob("*")) if p.is_file()}
 
 
 def _compile(dest: Path, *args: str, spec: Path = IRIS) -> int:
@@ -31,7 +32,8 @@ def _compile(dest: Path, *args: str, spec: Path = IRIS) -> int:
 
 @pytest.mark.parametrize("spec,profile", CASES,
                          ids=[f"{s.parent.name}-{p or 'base'}" for s, p in CASES])
-def test_every_example_and_profile_compiles(tmp_path: Path, spec: Path, profile: str | None) -> None:
+def test_every_example_and_profile_compiles(tmp_path: Path, spec: Path,
+                                            profile: str | None) -> None:
     dest = tmp_path / "out"
     assert compile_command(str(spec), str(dest), [], profile) == 0
     files = _tree(dest)
@@ -169,7 +171,8 @@ def test_a_failed_or_interrupted_write_leaves_the_previous_output(
     assert sorted(p.name for p in tmp_path.iterdir()) == ["out"]
 
 
-def test_swap_failure_restores_the_old_folder(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_swap_failure_restores_the_old_folder(tmp_path: Path,
+                                              monkeypatch: pytest.MonkeyPatch) -> None:
     dest = tmp_path / "out"
     assert _compile(dest, "kfp") == 0
     before = _tree(dest)

@@ -17,8 +17,9 @@ import os
 import sys
 import tempfile
 import unicodedata
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from mlspec.errors import Diagnostic, Severity, SpecError
 from mlspec.graph import DATASET, JSON_FILE, MODEL, VALUE, PipelineGraph, Step, resolved_spec
@@ -285,6 +286,7 @@ def _step_source(graph: PipelineGraph, step: Step) -> str:
 def _identifier(name: str) -> str:
     """A graph name as a Python identifier (``validate-data`` -> ``validate_data``)."""
     ident = name.replace("-", "_")
-    if not ident.isidentifier() or keyword.iskeyword(ident) or ident in (SPEC_PARAM, DATA_URI_PARAM):
+    reserved = keyword.iskeyword(ident) or ident in (SPEC_PARAM, DATA_URI_PARAM)
+    if not ident.isidentifier() or reserved:
         raise ValueError(f"graph name {name!r} cannot name a KFP component input")
     return ident

@@ -133,7 +133,8 @@ def _handler(state: FakeKfp):
             elif path == f"{API}/experiments":
                 body = state.requests[-1]["json"]
                 eid = state.new_id("experiment")
-                state.experiments[eid] = {"experiment_id": eid, "display_name": body["display_name"]}
+                state.experiments[eid] = {"experiment_id": eid,
+                                          "display_name": body["display_name"]}
                 self._reply(200, state.experiments[eid])
             elif path == f"{API}/runs":
                 run = {**state.requests[-1]["json"], "run_id": state.new_id("run")}
@@ -190,9 +191,10 @@ def test_first_submit_uploads_pipeline_creates_experiment_and_run(kfp_server, ca
     assert experiment["display_name"] == "nightly"
     (run,) = kfp_server.runs
     assert run["experiment_id"] == experiment["experiment_id"]
+    (version,) = kfp_server.versions[pipeline["pipeline_id"]]
     assert run["pipeline_version_reference"] == {
         "pipeline_id": pipeline["pipeline_id"],
-        "pipeline_version_id": kfp_server.versions[pipeline["pipeline_id"]][0]["pipeline_version_id"],
+        "pipeline_version_id": version["pipeline_version_id"],
     }
     out = capsys.readouterr().out
     assert f"run {run['run_id']}" in out

@@ -87,7 +87,8 @@ def test_ir_follows_the_graph(spec: Path, profile: str | None) -> None:
                 assert ref["taskOutputArtifact"] == {"outputArtifactKey": item.output,
                                                      "producerTask": item.step}
             else:  # inside the condition, through the sub-DAG's inputs
-                assert ref["componentInputArtifact"] == f"pipelinechannel--{item.step}-{item.output}"
+                channel = f"pipelinechannel--{item.step}-{item.output}"
+                assert ref["componentInputArtifact"] == channel
         assert task["inputs"]["parameters"]["spec"]
         assert task.get("retryPolicy", {}).get("maxRetryCount", 0) == step.retries
         assert task["cachingOptions"].get("enableCache", False) is step.cacheable
@@ -218,7 +219,8 @@ def test_compile_imports_neither_the_kfp_client_nor_the_kubernetes_client() -> N
         "from mlspec.targets.kfp import render\n"
         f"p = load_spec({str(IRIS)!r}).project\n"
         "render(p, build_graph(p))\n"
-        "print(sorted(m for m in ('kfp.client', 'kubernetes', 'kfp.kubernetes') if m in sys.modules))\n"
+        "heavy = ('kfp.client', 'kubernetes', 'kfp.kubernetes')\n"
+        "print(sorted(m for m in heavy if m in sys.modules))\n"
         "import kfp\n"
         "print(kfp.Client.__name__)\n"
     )
