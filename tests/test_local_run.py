@@ -125,3 +125,23 @@ def test_log_tee_tracks_kfp_task_states() -> None:
     assert "error: the data has no column 'target'" in states["ingest"].lines
     assert states["train"].status == "pending"
     assert "Executing task" in log.getvalue()
+
+
+@pytest.mark.slow
+def test_a_failing_step_stops_the_run_with_its_error(tmp_path: Path) -> None:
+    text = (EXAMPLES / "iris" / "mlproject.yaml").read_text()
+    assert "min_rows: 100," in text
+    spec = tmp_path / "mlproject.yaml"
+    spec.write_text(text.replace("min_rows: 100,", "min_rows: 100000,"))  # iris has 150
+    done = _run(spec, tmp_path)
+    assert done.returncode == 1, done.stdout + done.stderr
+    summary = _summary(tmp_path, "iris-classifier")
+    assert summary["failed_step"] == "validate-data"
+    assert summary["steps"]["ingest"]["status"] == "done"
+    assert summary["steps"]["validate-data"]["status"] == "failed"
+    assert {summary["steps"][s]["status"] for s in ("split", "train", "register")} == {"skipped"}
+    assert "step validate-data failed" in done.stdout
+    assert any("100000" in line for line in summary["failure"]), summary["failure"]
+    assert "Traceback" not in done.stdout + done.stderr
+    assert not (tmp_path / "mlruns.db").exists() or not _registry(tmp_path).search_model_versions(
+        "name='iris-classifier'")
