@@ -20,6 +20,7 @@ import subprocess
 import sys
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -161,6 +162,14 @@ def _spec(workdir: Path) -> Path:
     return path
 
 
+def _project(spec: Path):
+    from mlspec.spec.loader import load_spec
+
+    loaded = load_spec(str(spec), "e2e")
+    assert loaded.project is not None
+    return loaded.project
+
+
 def _merge(base: dict, over: dict) -> dict:
     out = dict(base)
     for key, value in over.items():
@@ -169,25 +178,44 @@ def _merge(base: dict, over: dict) -> dict:
     return out
 
 
-def _iris_rows(shift: float, count: int, seed: int) -> dict[str, list[float]]:
-    """Rows drawn from the iris data, every feature moved by ``shift``."""
+def _iris_rows(shift: float, count: int, seed: int) -> tuple[dict[str, list[float]], list[int]]:
+    """Rows drawn from the iris data, every feature moved by ``shift``, and their labels."""
     import numpy as np
     from sklearn.datasets import load_iris
 
-    data = load_iris().data
-    rows = data[np.random.default_rng(seed).integers(0, len(data), count)] + shift
+    iris = load_iris()
+    picked = np.random.default_rng(seed).integers(0, len(iris.data), count)
+    rows = iris.data[picked] + shift
     names = ["sepal_length", "sepal_width", "petal_length", "petal_width"]
-    return {name: rows[:, i].round(2).tolist() for i, name in enumerate(names)}
+    columns = {name: rows[:, i].round(2).tolist() for i, name in enumerate(names)}
+    return columns, iris.target[picked].tolist()
 
 
-def _send(port: int, columns: dict[str, list[float]], batch: int = 25) -> None:
+def _send(port: int, columns: dict[str, list[float]], batch: int = 25) -> list[tuple[str, int]]:
+    """Infer in batches; the response ids with the first row of each batch."""
     size = len(next(iter(columns.values())))
     url = f"http://127.0.0.1:{port}/v2/models/{MODEL}/infer"
+    answered = []
     for start in range(0, size, batch):
         inputs = [{"name": name, "shape": [len(values[start:start + batch])], "datatype": "FP64",
                    "data": values[start:start + batch]} for name, values in columns.items()]
         answer = _post(url, {"inputs": inputs})
         assert answer["model_name"] == MODEL
+        answered.append((answer["id"], start))
+    return answered
+
+
+def _feedback(port: int, answered: list[tuple[str, int]], labels: list[int],
+              batch: int = 25) -> None:
+    """Ground truth for earlier responses, by response id."""
+    for request_id, start in answered:
+        _post(f"http://127.0.0.1:{port}/feedback",
+              {"ids": [request_id], "labels": labels[start:start + batch]})
+
+
+def _query(prom: int, expr: str) -> list[dict]:
+    url = f"http://127.0.0.1:{prom}/api/v1/query?" + urllib.parse.urlencode({"query": expr})
+    return _get(url)["data"]["result"]
 
 
 def _drift_alerts(prom: int) -> list[dict]:
@@ -282,21 +310,39 @@ def test_drift_alert_reaches_the_trigger_and_retrains(tmp_path: Path, capsys) ->
             timeline("server, trigger, Alertmanager and Prometheus up")
 
             # 4. Normal traffic: drift is measured, and stays under the threshold.
-            _send(serve_port, _iris_rows(0.0, 300, seed=1))
-            timeline("sent 300 rows of normal traffic")
+            columns, labels = _iris_rows(0.0, 300, seed=1)
+            answered = _send(serve_port, columns)
+            _feedback(serve_port, answered, labels)
+            timeline("sent 300 rows of normal traffic and their ground truth to /feedback")
             normal = _wait("drift values in Prometheus",
                            lambda: len(_drift_values(prom_port)) == 4 and _drift_values(prom_port),
                            timeline, procs)
             timeline(f"drift measured on normal traffic: {normal}")
-            # Watch for longer than the alert's `for` (5s) plus a few evaluations.
-            quiet_until = time.monotonic() + 8
+            # Normal traffic goes on for longer than the alert's `for` (5s) plus a few
+            # evaluations, and no drift alert shows up, pending or firing.
+            trickle, _ = _iris_rows(0.0, 200, seed=3)
+            quiet_until, sent = time.monotonic() + 8, 0
             while time.monotonic() < quiet_until:
                 assert _drift_alerts(prom_port) == [], timeline.text()
-                time.sleep(0.5)
-            timeline("no drift alert (pending or firing) after 8s of normal traffic")
+                _send(serve_port, {k: v[sent % 200:sent % 200 + 5] for k, v in trickle.items()})
+                sent += 5
+                time.sleep(0.25)
+            timeline(f"no drift alert (pending or firing) over 8s of normal traffic (+{sent} rows)")
+            # The other recording rules work on the real server's series too.
+            names = monitoring.names_for(_project(spec))
+            signals = {}
+            for record in (names.requests_rate, names.error_ratio, names.latency_p99,
+                           names.performance):
+                found = _query(prom_port, record)
+                assert len(found) == 1 and found[0]["metric"]["model"] == MODEL, (record, found)
+                signals[record] = round(float(found[0]["value"][1]), 4)
+            assert signals[names.requests_rate] > 0 and signals[names.error_ratio] == 0
+            assert 0 < signals[names.latency_p99] < 0.25
+            assert signals[names.performance] >= 0.85  # accuracy from /feedback
+            timeline(f"recording rules on normal traffic: {signals}")
 
             # 5. Drifted traffic: every feature moves far off the training data.
-            _send(serve_port, _iris_rows(6.0, 1000, seed=2))
+            _send(serve_port, _iris_rows(6.0, 1000, seed=2)[0])
             timeline("sent 1000 rows of drifted traffic (+6 on every feature)")
             _wait("a pending drift alert", lambda: _drift_alerts(prom_port), timeline, procs)
             timeline(f"drift alert pending; drift now {_drift_values(prom_port)}")
