@@ -133,9 +133,10 @@ def _per_feature(model: LoadedModel, inputs: list, names: list[str]) -> np.ndarr
 
 
 def _array(model: LoadedModel, data: list, where: str) -> np.ndarray:
-    """``data`` as an array: float64 when the model is all numeric, else object."""
+    """``data`` as an array: float64 when the model is all numeric, else object (built as
+    object from the start: numpy would otherwise turn ``["red", 3]`` into two strings)."""
     try:
-        arr = np.asarray(data)
+        arr = np.asarray(data) if model.all_numeric else np.array(data, dtype=object)
     except (ValueError, TypeError):
         raise BadRequest(f"{where}: 'data' is ragged or not made of scalars") from None
     kind = arr.dtype.kind
@@ -145,9 +146,9 @@ def _array(model: LoadedModel, data: list, where: str) -> np.ndarray:
         if kind == "O":
             return _objects_to_float(arr, where)
         raise BadRequest(f"{where}: 'data' holds strings, but the model's inputs are numeric")
-    if kind == "O" and any(isinstance(v, (list, dict)) for v in arr.reshape(-1)):
+    if any(isinstance(v, (list, dict)) for v in arr.reshape(-1)):
         raise BadRequest(f"{where}: 'data' is ragged or not made of scalars")
-    return arr.astype(object)
+    return arr
 
 
 def _objects_to_float(arr: np.ndarray, where: str) -> np.ndarray:
@@ -178,15 +179,29 @@ def _check(model: LoadedModel, rows: np.ndarray) -> np.ndarray:
                     raise BadRequest(f"feature {col.name!r}: expected strings, got {bad[0]!r}")
                 if not col.nullable and any(v is None for v in rows[:, i]):
                     raise BadRequest(f"feature {col.name!r}: null is not allowed")
-        try:
-            numeric = rows[:, cols].astype(np.float64)
-        except (TypeError, ValueError):
-            raise BadRequest("a numeric feature holds a non-number") from None
+        numeric = np.empty((rows.shape[0], len(cols)), dtype=np.float64)
+        for j, i in enumerate(cols):
+            numeric[:, j] = _objects_to_float(rows[:, i], f"feature {model.columns[i].name!r}")
         mask = model.nullable_mask[cols]
         _finite(numeric, mask, [model.columns[i].name for i in cols])
+        _integral(model, numeric, cols)
         return rows
     _finite(numeric, model.nullable_mask, [c.name for c in model.columns])
+    _integral(model, numeric, list(range(len(model.columns))))
     return rows
+
+
+def _integral(model: LoadedModel, numeric: np.ndarray, cols: list[int]) -> None:
+    """Integer inputs must hold whole numbers (1.5 in an INT64 column would be truncated)."""
+    ints = model.integer_columns
+    if not ints:
+        return
+    for j, i in enumerate(cols):
+        if i in ints:
+            values = numeric[:, j]
+            if ((values != np.floor(values)) & ~np.isnan(values)).any():
+                raise BadRequest(f"feature {model.columns[i].name!r} takes whole numbers "
+                                 f"({model.columns[i].datatype})")
 
 
 def _finite(values: np.ndarray, nullable: np.ndarray, names: list[str]) -> None:

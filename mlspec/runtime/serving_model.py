@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import sys
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -64,6 +65,12 @@ class LoadedModel:
     @property
     def all_numeric(self) -> bool:
         return all(c.numeric for c in self.columns)
+
+    @property
+    def integer_columns(self) -> list[int]:
+        """Indices of integer-typed inputs (a fractional value there is a client error)."""
+        return [i for i, c in enumerate(self.columns)
+                if c.datatype.startswith(("INT", "UINT"))]
 
     @property
     def nullable_mask(self) -> Any:
@@ -262,16 +269,19 @@ def _probe(model: LoadedModel) -> None:
     """Find out whether ``predict`` accepts a bare ndarray (the fast path) and its output type.
 
     A pipeline that selects columns by name needs a DataFrame; an estimator fitted on a frame
-    accepts an ndarray with the same column order and only warns, which we silence.
+    accepts an ndarray with the same column order and only warns, which we silence. A model
+    that refuses every sample we can make up still loads: it takes DataFrames, and requests
+    tell it apart.
     """
     import numpy as np
 
     sample = _sample_rows(model)
-    frame = to_frame(model, sample)
     try:
-        expected = np.asarray(model.predict(frame))
-    except Exception as exc:
-        raise ModelLoadError(f"the model cannot predict a sample row: {_first_line(exc)}") from None
+        expected = np.asarray(model.predict(to_frame(model, sample)))
+    except Exception as exc:  # noqa: BLE001 - any model error: fall back to the safe path
+        print(f"warning: could not probe the model with a sample row ({_first_line(exc)}); "
+              "predicting through DataFrames", file=sys.stderr)
+        return
     model.output_datatype = _numpy_to_v2(expected.dtype)
     if not model.classifier and model.flavor != "sklearn":
         model.classifier = expected.dtype.kind in "iubOSU"
@@ -280,20 +290,52 @@ def _probe(model: LoadedModel) -> None:
     warnings.filterwarnings("ignore", message="X does not have valid feature names")
     try:
         got = np.asarray(model.predict(sample))
-    except Exception:
+    except Exception:  # noqa: BLE001 - the ndarray path is an optimisation only
         return
     model.takes_ndarray = got.shape == expected.shape and bool(np.all(got == expected))
 
 
 def _sample_rows(model: LoadedModel) -> Any:
-    """Two plausible rows: the profile's medians where known, else zeros."""
+    """Plausible rows: the model's saved input example, else the profile's medians and most
+    frequent categories, else zeros and empty strings."""
     import numpy as np
 
+    example = _input_example(model)
+    if example is not None:
+        return example
     medians = _profile_medians(model.profile)
-    row = [medians.get(c.name, 0.0) if c.numeric else "" for c in model.columns]
+    modes = _profile_modes(model.profile)
+    row = [medians.get(c.name, 0.0) if c.numeric else modes.get(c.name, "") for c in model.columns]
     if model.all_numeric:
         return np.array([row, row], dtype=np.float64)
     return np.array([row, row], dtype=object)
+
+
+def _input_example(model: LoadedModel) -> Any:
+    """The MLflow input example (``input_example.json``) as rows in column order, if any."""
+    import numpy as np
+
+    path = model.folder / "input_example.json"
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+    names = [c.name for c in model.columns]
+    if not isinstance(data, dict) or data.get("columns") != names or not data.get("data"):
+        return None  # only the pandas "split" layout maps onto our columns unambiguously
+    rows = np.array(data["data"], dtype=np.float64 if model.all_numeric else object)
+    return rows if rows.ndim == 2 and rows.shape[1] == len(names) else None
+
+
+def _profile_modes(profile: dict | None) -> dict[str, str]:
+    out: dict[str, str] = {}
+    features = (profile or {}).get("features") or {}
+    if isinstance(features, dict):
+        for name, info in features.items():
+            freq = info.get("frequencies") if isinstance(info, dict) else None
+            if isinstance(freq, dict) and freq:
+                out[str(name)] = max(freq, key=lambda k: freq[k])
+    return out
 
 
 def _profile_medians(profile: dict | None) -> dict[str, float]:
