@@ -603,17 +603,20 @@ def _expected(
 def _case(
     alert: AlertDef, name: str, input_series: list[dict[str, str]], expected: list[dict[str, Any]]
 ) -> dict[str, Any]:
+    """One promtool test; a firing case also checks the alert is not firing before its ``for``."""
+    checks = []
+    pending_s = duration_ms(alert.pending) // 1000
+    if expected and pending_s > 0:
+        last_pending = (pending_s - 1) // TEST_STEP_S * TEST_STEP_S
+        checks.append({"eval_time": f"{last_pending}s", "alertname": alert.name, "exp_alerts": []})
+    checks.append(
+        {"eval_time": f"{_eval_seconds(alert)}s", "alertname": alert.name, "exp_alerts": expected}
+    )
     return {
         "name": f"{alert.name}: {name}",
         "interval": f"{TEST_STEP_S}s",
         "input_series": input_series,
-        "alert_rule_test": [
-            {
-                "eval_time": f"{_eval_seconds(alert)}s",
-                "alertname": alert.name,
-                "exp_alerts": expected,
-            }
-        ],
+        "alert_rule_test": checks,
     }
 
 

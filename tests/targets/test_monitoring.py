@@ -140,13 +140,18 @@ def test_grafana_schema_rejects_a_broken_dashboard(rendered: dict[str, Path]) ->
 
 
 # --- the tests can fail ----------------------------------------------------------------------
-def test_promtool_tests_fail_when_a_threshold_is_tampered(tmp_path: Path) -> None:
+@pytest.mark.parametrize("pattern, replacement", [
+    (r"(mlspec_feature_drift:avg\S+\{[^}]*\} > )[0-9.]+", r"\g<1>1000"),  # threshold
+    (r"(alert: MLSpecFeatureDrift\n(?:.*\n)*?    for: )\S+", r"\g<1>0s"),  # no `for`
+    (r'(feature=~")petal_length\|', r"\g<1>"),  # a feature no longer watched
+], ids=["threshold", "for", "feature"])
+def test_promtool_tests_fail_when_a_rule_is_tampered(tmp_path: Path, pattern: str,
+                                                     replacement: str) -> None:
     promtool = _program("promtool")
     folder = _write(_render(IRIS), tmp_path)
     rules = folder / "rules.yaml"
-    text, count = re.subn(r"(mlspec_feature_drift:avg\S+\{[^}]*\} > )[0-9.]+", r"\g<1>1000",
-                          rules.read_text())
-    assert count == 1
+    text, count = re.subn(pattern, replacement, rules.read_text())
+    assert count >= 1
     rules.write_text(text)
     result = _run(promtool, "test", "rules", "rules.test.yaml", cwd=folder)
     assert result.returncode == 1
