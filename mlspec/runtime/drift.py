@@ -554,17 +554,17 @@ def _profile_numeric(spec: dict, cur: np.ndarray, method: str) -> tuple[float, f
     quantiles = np.asarray(spec["quantiles"], dtype=np.float64)
     levels = np.linspace(0, 1, len(quantiles))
     if method == "ks":
-        # The reference CDF between its quantiles is linear; the current ECDF steps at its
-        # values: check both sides of every step and the reference's knots.
-        f_ref = _interp_cdf(cur, quantiles, levels)
+        # The reference CDF: linear between its distinct quantiles, jumping where quantiles
+        # repeat (a tied value). Both one-sided limits are compared with the current ECDF's at
+        # every current value and every knot; the supremum lies at one of them.
+        points = np.concatenate([cur, quantiles])
+        ref_left, ref_right = _profile_cdf(points, quantiles, levels)
         n2 = cur.size
-        right = np.searchsorted(cur, cur, side="right") / n2
-        left = np.searchsorted(cur, cur, side="left") / n2
-        knots = np.searchsorted(cur, quantiles, side="right") / n2
-        d = max(np.abs(f_ref - right).max(), np.abs(f_ref - left).max(),
-                np.abs(levels - knots).max())
+        cur_left = np.searchsorted(cur, points, side="left") / n2
+        cur_right = np.searchsorted(cur, points, side="right") / n2
+        d = float(max(np.abs(ref_left - cur_left).max(), np.abs(ref_right - cur_right).max()))
         m, n = max(n1, n2), min(n1, n2)
-        return float(d), float(np.clip(distributions.kstwo.sf(d, round(m * n / (m + n))), 0, 1))
+        return d, float(np.clip(distributions.kstwo.sf(d, round(m * n / (m + n))), 0, 1))
     # Wasserstein: the integral of |Q_ref(u) - Q_cur(u)| on a fine grid of u.
     grid = (np.arange(2000) + 0.5) / 2000
     q_ref = np.interp(grid, levels, quantiles)
@@ -573,14 +573,30 @@ def _profile_numeric(spec: dict, cur: np.ndarray, method: str) -> tuple[float, f
     return float(np.abs(q_ref - q_cur).mean() / (std if std > 0 else 1.0)), None
 
 
-def _interp_cdf(x: np.ndarray, quantiles: np.ndarray, levels: np.ndarray) -> np.ndarray:
-    """The reference CDF at ``x``, linear between quantiles (flat runs of equal quantiles take
-    their largest level, like an ECDF)."""
+def _profile_cdf(x: np.ndarray, quantiles: np.ndarray, levels: np.ndarray
+                 ) -> tuple[np.ndarray, np.ndarray]:
+    """Left and right limits at ``x`` of the CDF that passes through the profile's quantiles.
+
+    Knots are the distinct quantile values; a value repeated over several levels is a jump
+    from its lowest to its highest level (a tied value); between knots the CDF is linear.
+    """
     import numpy as np
 
-    unique, last = np.unique(quantiles[::-1], return_index=True)
-    top = levels[::-1][last]
-    return np.interp(x, unique, top, left=0.0, right=1.0)
+    values, first = np.unique(quantiles, return_index=True)
+    _, last_rev = np.unique(quantiles[::-1], return_index=True)
+    bottom = levels[first]
+    top = levels[len(levels) - 1 - last_rev]
+    k = np.searchsorted(values, x, side="right") - 1  # the last knot <= x
+    inside = (k >= 0) & (k < len(values) - 1)
+    kk = np.clip(k, 0, len(values) - 1)
+    nxt = np.clip(k + 1, 0, len(values) - 1)
+    span = np.where(inside, values[nxt] - values[kk], 1.0)
+    t = np.where(inside, (x - values[kk]) / np.where(span > 0, span, 1.0), 0.0)
+    between = top[kk] + t * (bottom[nxt] - top[kk])
+    at_knot = (k >= 0) & (values[kk] == x)
+    right = np.where(k < 0, 0.0, np.where(at_knot, top[kk], np.where(inside, between, 1.0)))
+    left = np.where(k < 0, 0.0, np.where(at_knot, bottom[kk], np.where(inside, between, 1.0)))
+    return left, right
 
 
 def _profile_numeric_chart(spec: dict, cur: np.ndarray) -> dict[str, Any]:

@@ -17,10 +17,6 @@ from typing import Any
 
 from mlspec.runtime.errors import StepError
 
-# MLflow warns when a PythonModel's predict has no type hints; ours takes DataFrames and also
-# the sklearn-style predict(X), so it stays untyped.
-warnings.filterwarnings("ignore", message=r".*Add type hints to the `predict` method.*")
-
 try:  # the pyfunc wrapper must be importable (by reference) when MLflow loads the model
     import mlflow.pyfunc as _pyfunc
 
@@ -196,6 +192,10 @@ def _save(net, preprocessor, config: dict, X, path: Path) -> None:
 class TorchMLPModel(_PythonModel):
     """The pyfunc wrapper: preprocessing + MLP on CPU; ``predict`` gives labels or values,
     ``predict_proba`` class probabilities (columns in ``classes`` order)."""
+
+    # predict takes DataFrames and also the sklearn-style predict(X), so it has no type hints;
+    # this tells MLflow not to wrap it (and not to warn about the missing hints).
+    _skip_type_hint_validation = True
 
     def load_context(self, context) -> None:
         self.load(context.artifacts["weights"], context.artifacts["preprocessor"],

@@ -101,3 +101,50 @@ def test_pyfunc_model_and_integer_inputs(servers: dict) -> None:
     status, out = call(base, "/v2/models/sign/infer", {"inputs": [
         {"name": "x", "shape": [1, 2], "datatype": "FP64", "data": [1, 2.5]}]})
     assert status == 400 and "whole numbers" in out["error"]
+
+
+REGISTER = '''
+import sys, mlflow
+from mlflow import MlflowClient
+mlflow.set_tracking_uri(sys.argv[1])
+with mlflow.start_run() as run:
+    mlflow.log_artifacts(sys.argv[2], "model")
+for _ in range(2):  # two versions: the alias must pick the second
+    mv = mlflow.register_model(f"runs:/{run.info.run_id}/model", "iris-classifier")
+MlflowClient().set_registered_model_alias("iris-classifier", "staging", mv.version)
+'''
+
+
+def test_serves_a_registered_model_by_alias(tmp_path: Path) -> None:
+    from tests.runtime.test_server import SPEC
+
+    model = tmp_path / "model"
+    data = tmp_path / "data.parquet"
+    for step in (["ingest", "--spec", str(SPEC), "--out", f"dataset={data}"],
+                 ["train", "--spec", str(SPEC), "--in", f"train={data}", "--out", f"model={model}"]):
+        done = subprocess.run([sys.executable, "-m", "mlspec.runtime", *step], cwd=REPO,
+                              capture_output=True, text=True, timeout=300)
+        assert done.returncode == 0, done.stderr
+    uri = f"sqlite:///{tmp_path / 'mlruns.db'}"
+    done = subprocess.run([sys.executable, "-c", REGISTER, uri, str(model)], cwd=tmp_path,
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    proc = subprocess.Popen([sys.executable, "-m", "mlspec.runtime.server",
+                             "models:/iris-classifier@staging", "--tracking-uri", uri,
+                             "--host", "127.0.0.1", "--port", "0"], cwd=tmp_path,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        line = proc.stdout.readline()
+        assert "version 2 on http://" in line, line + proc.stderr.read()
+        base = line.strip().rsplit(" ", 1)[-1]
+        status, out = call(base, "/v2/models/iris-classifier/versions/2/infer", {"inputs": [
+            {"name": "x", "shape": [1, 4], "datatype": "FP64", "data": [5.1, 3.5, 1.4, 0.2]}]})
+        assert status == 200 and out["outputs"][0]["data"] == [0]
+    finally:
+        proc.terminate()
+        proc.wait(10)
+    missing = subprocess.run([sys.executable, "-m", "mlspec.runtime.server",
+                              "models:/nope@staging", "--tracking-uri", uri], cwd=tmp_path,
+                             capture_output=True, text=True, timeout=120)
+    assert missing.returncode == 2 and "nope" in missing.stderr
+    assert "Traceback" not in missing.stderr
