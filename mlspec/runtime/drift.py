@@ -197,7 +197,8 @@ def ks_p_values(d: np.ndarray, n1: np.ndarray, n2: np.ndarray) -> tuple[np.ndarr
     p = np.full(d.shape, np.nan)
     big = (np.maximum(n1, n2) > EXACT_KS_MAX_N) & ~np.isnan(d)
     if big.any():
-        m, n = np.maximum(n1[big], n2[big]).astype(float), np.minimum(n1[big], n2[big]).astype(float)
+        m = np.maximum(n1[big], n2[big]).astype(float)
+        n = np.minimum(n1[big], n2[big]).astype(float)
         p[big] = distributions.kstwo.sf(d[big], np.round(m * n / (m + n)))
     for j in np.flatnonzero(~big & ~np.isnan(d)):  # small samples only: exact is cheap there
         d[j], p[j] = _exact_ks(int(n1[j]), int(n2[j]), float(d[j]))

@@ -7,7 +7,7 @@ import html
 import math
 from typing import Any
 
-from mlspec.runtime.drift import DriftReport, FeatureDrift, P_VALUE_METHODS
+from mlspec.runtime.drift import P_VALUE_METHODS, DriftReport, FeatureDrift
 
 METHOD_NAMES = {
     "psi": "Population stability index",
@@ -101,7 +101,7 @@ def render_html(report: DriftReport, reference_label: str = "reference",
     """A self-contained HTML page: summary, a table of every feature, charts of drifted ones."""
     e = html.escape
     drifted = [f for f in report.features if f.drifted]
-    verdict = (f'<span class="bad">Drift</span>' if drifted else
+    verdict = ('<span class="bad">Drift</span>' if drifted else
                '<span class="good">No drift</span>')
     cards = [
         ("Verdict", verdict),
@@ -230,8 +230,8 @@ def _numeric_svg(chart: dict[str, Any]) -> str:
     equal = max(widths) - min(widths) <= 1e-9 * max(abs(edges[0]), abs(edges[-1]), 1)
     if not equal:
         span = edges[-1] - edges[0]
-        ref = [r * span / w / len(widths) for r, w in zip(ref, widths)]
-        cur = [c * span / w / len(widths) for c, w in zip(cur, widths)]
+        ref = [r * span / w / len(widths) for r, w in zip(ref, widths, strict=True)]
+        cur = [c * span / w / len(widths) for c, w in zip(cur, widths, strict=True)]
     lines, top = _axis(max(ref + cur))
     plot_w, plot_h = W - PAD_L - PAD_R, H - PAD_T - PAD_B
     lo, hi = edges[0], edges[-1]

@@ -42,8 +42,9 @@ def feature_frame(frame: pd.DataFrame, features: list[FeatureSpec]) -> pd.DataFr
                 mapped = column.map({"true": 1.0, "false": 0.0, "True": 1.0, "False": 0.0})
                 numbers, bad = numbers.fillna(mapped), bad & mapped.isna()
             if bad.any():
+                row = int(bad.to_numpy().argmax())
                 raise StepError(f"feature {f.name!r} should be {f.type} but has text values "
-                                f"(e.g. {column[bad].iloc[0]!r} at row {int(bad.to_numpy().argmax())})")
+                                f"(e.g. {column[bad].iloc[0]!r} at row {row})")
             out[f.name] = numbers.astype("float64")
         else:
             # NaN (not None) marks a missing category: SimpleImputer detects it in object columns.

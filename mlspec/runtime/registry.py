@@ -93,7 +93,8 @@ def champion(project, download: bool = True) -> dict[str, Any] | None:
             return None
         run_metrics = {}
         if version.run_id:
-            run_metrics = dict(with_retries(lambda: mlflow_client.get_run(version.run_id)).data.metrics)
+            run = with_retries(lambda: mlflow_client.get_run(version.run_id))
+            run_metrics = dict(run.data.metrics)
         out = {"version": str(version.version), "model_uri": f"models:/{name}/{version.version}",
                "run_id": version.run_id, "logged_metrics": run_metrics}
         if download:

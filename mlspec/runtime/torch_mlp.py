@@ -11,7 +11,6 @@ best weights. Regression targets are standardised for training and restored at p
 from __future__ import annotations
 
 import json
-import warnings
 from pathlib import Path
 from typing import Any
 

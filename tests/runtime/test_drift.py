@@ -105,12 +105,12 @@ def test_profile_reference_matches_dataset_reference(tmp_path):
     for method in ("psi", "js", "chi2"):
         exact = D.compare(ref, cur, method).to_dict()
         approx = D.compare(profile, cur, method).to_dict()
-        for a, b in zip(exact["features"], approx["features"]):
+        for a, b in zip(exact["features"], approx["features"], strict=True):
             assert a["statistic"] == pytest.approx(b["statistic"], rel=1e-9), (method, a, b)
     for method, tolerance in (("ks", 0.03), ("wasserstein", 0.05)):
         exact = D.compare(ref, cur, method).to_dict()["features"]
         approx = D.compare(profile, cur, method).to_dict()["features"]
-        for a, b in zip(exact, approx):
+        for a, b in zip(exact, approx, strict=True):
             assert abs(a["statistic"] - b["statistic"]) < tolerance, (method, a, b)
     online = D.drift_from_profile(profile, {c: cur[c].to_numpy() for c in ("alcohol", "ash")})
     assert set(online) == {"alcohol", "ash"} and online["alcohol"] > 0.2 > online["ash"]

@@ -164,7 +164,7 @@ def test_concurrent_registrations_get_distinct_versions(iris_run, tmp_path):
                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
              for i in range(2)]
     results = [p.communicate(timeout=300) for p in procs]
-    for proc, (out, err) in zip(procs, results):
+    for proc, (_, err) in zip(procs, results, strict=True):
         assert proc.returncode == 0, err
     assert sorted(out.strip() for out, _ in results) == ["1", "2"]
     from mlflow.tracking import MlflowClient

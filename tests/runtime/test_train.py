@@ -96,8 +96,8 @@ def test_preprocessing_by_feature_type(tmp_path):
 
     from mlspec.runtime.model_io import load_model
     from mlspec.runtime.preprocess import feature_frame
-    from mlspec.runtime.train import train_frame
     from mlspec.runtime.spec import load_project
+    from mlspec.runtime.train import train_frame
 
     rng = np.random.default_rng(0)
     n = 300
