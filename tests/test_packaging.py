@@ -18,8 +18,9 @@ def installed(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """``pip install --no-deps --target`` of a copy of the source tree (never the checkout)."""
     root = tmp_path_factory.mktemp("pkg")
     src = root / "src"
-    ignore = shutil.ignore_patterns(".venv", ".git", "build", "tests", "bench", "*.pyc",
-                                    "__pycache__", "mlruns*", ".pytest_cache")
+    ignore = shutil.ignore_patterns(".venv*", ".git", "build", "dist", "tests", "bench", "*.pyc",
+                                    "__pycache__", "mlruns*", "*.db", ".pytest_cache",
+                                    ".hypothesis", ".ruff_cache", ".mlspec", "node_modules")
     shutil.copytree(REPO, src, ignore=ignore)
     target = root / "site"
     result = subprocess.run(
