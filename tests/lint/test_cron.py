@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from mlspec.lint.cron import CronError, parse_cron
 
@@ -50,3 +52,16 @@ def test_impossible_days() -> None:
     assert not parse_cron("0 0 30 2 *").can_fire()
     assert parse_cron("0 0 29 2 *").can_fire()
     assert parse_cron("0 0 30 2 mon").can_fire()  # either day field matches
+
+
+@settings(max_examples=500, derandomize=True, deadline=None, database=None)
+@given(st.one_of(st.text(max_size=40),
+                 st.lists(st.sampled_from(["*", "?", "0", "7", "59", "1-5", "*/2", "5/0", "a-b",
+                                           "mon", "jan-dec", ",", "-", "/", "60", "@daily"]),
+                          min_size=1, max_size=7).map(" ".join)))
+def test_any_text_parses_or_raises_cron_error(expr: str) -> None:
+    try:
+        cron = parse_cron(expr)
+    except CronError:
+        return
+    assert len(cron.values) == 5 and all(cron.values)

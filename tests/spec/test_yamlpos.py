@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from mlspec.spec import yamlpos
 from mlspec.spec.yamlpos import Pos, YamlProblem, decode, parse
@@ -104,3 +106,19 @@ def test_aliases_copy_values() -> None:
 
 def test_bom_is_skipped() -> None:
     assert parse(decode(b"\xef\xbb\xbfa: 1\n")).data == {"a": 1}
+
+
+@settings(max_examples=500, derandomize=True, deadline=None, database=None)
+@given(st.one_of(st.binary(max_size=200),
+                 st.text(alphabet=st.sampled_from(list("ab: -[]{}&*!|>'\"#,?\n\t\\0.~")),
+                         max_size=120).map(str.encode)))
+def test_any_input_parses_or_raises_yaml_problem(raw: bytes) -> None:
+    try:
+        doc = parse(decode(raw))
+    except YamlProblem as problem:
+        d = problem.diagnostic
+        assert d.code.startswith("MLS0") and d.line >= 1 and d.column >= 1
+        return
+    assert isinstance(doc.data, dict)
+    for pos in doc.positions.values():
+        assert pos.line >= 1 and pos.column >= 1
