@@ -47,3 +47,12 @@ def load_cases() -> dict[str, dict[str, Any]]:
     for path in sorted(CASES_DIR.glob("MLS*.yaml")):
         out[path.stem] = yaml.safe_load(path.read_text(encoding="utf-8"))
     return out
+
+
+def write_cases(code: str, cases: dict[str, Any]) -> None:
+    """Rewrite a case file (``pytest --update-golden`` refreshes the expected lines)."""
+    header = (f"# Cases for {code}: patches are deep-merged over tests/lint/base.yaml "
+              "(or the base named).\n")
+    (CASES_DIR / f"{code}.yaml").write_text(
+        header + yaml.safe_dump(cases, sort_keys=False, width=100, default_flow_style=None),
+        encoding="utf-8")
