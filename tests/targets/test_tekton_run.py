@@ -195,17 +195,42 @@ def _files(graph: PipelineGraph, folder: Path) -> dict[str, Path]:
 
 
 # --- the tests --------------------------------------------------------------------------------
-def test_the_tekton_pipeline_runs_and_matches_the_runtime(tmp_path: Path) -> None:
+@dataclass
+class DryRun:
+    project: Project
+    graph: PipelineGraph
+    log: RunLog
+    artifacts: dict[str, Path]
+    root: Path
+
+
+@pytest.fixture(scope="module")
+def dry_run(tmp_path_factory: pytest.TempPathFactory) -> DryRun:
+    """The iris example's compiled Tekton pipeline, run once for the tests below."""
     project = Project.model_validate(iris_data())
     graph = build_graph(project)
-    log = run_pipeline(render(project), tmp_path / "tekton")
+    root = tmp_path_factory.mktemp("tekton-dry-run")
+    log = run_pipeline(render(project), root)
+    return DryRun(project, graph, log, _files(graph, root / "workspaces" / "artifacts"), root)
+
+
+def test_the_tekton_pipeline_runs_every_step_in_order(dry_run: DryRun) -> None:
+    graph, log = dry_run.graph, dry_run.log
     assert log.order == [s.name for s in graph.steps] and log.skipped == []
     assert log.results["gate"] == {"passed": "true"}
     # Every command ran the runtime step contract, nothing else.
     assert [c[1:4] for c in log.commands] == [["-m", "mlspec.runtime", s.name]
                                               for s in graph.steps]
-    tekton_files = _files(graph, tmp_path / "tekton" / "workspaces" / "artifacts")
-    direct = run_directly(project, graph, tmp_path / "direct")
+    registration = json.loads(dry_run.artifacts["register.registration"].read_text())
+    assert str(registration["version"]) == "1"
+    # The registry the run used is the spec's relative sqlite file, inside the run's volume.
+    assert (dry_run.root / "workspaces" / "artifacts" / "mlruns.db").exists()
+
+
+def test_the_tekton_pipeline_matches_the_runtime_run_directly(dry_run: DryRun,
+                                                              tmp_path: Path) -> None:
+    direct = run_directly(dry_run.project, dry_run.graph, tmp_path / "direct")
+    tekton_files = dry_run.artifacts
     metrics = json.loads(tekton_files["evaluate.metrics"].read_text())
     assert metrics == json.loads(direct["evaluate.metrics"].read_text())
     assert metrics["metrics"]["accuracy"] >= 0.9
@@ -215,8 +240,24 @@ def test_the_tekton_pipeline_runs_and_matches_the_runtime(tmp_path: Path) -> Non
     registration = json.loads(tekton_files["register.registration"].read_text())
     assert registration["version"] == json.loads(
         direct["register.registration"].read_text())["version"]
-    # The registry the run used is the spec's relative sqlite file, inside the run's volume.
-    assert (tmp_path / "tekton" / "workspaces" / "artifacts" / "mlruns.db").exists()
+
+
+@pytest.mark.xfail(strict=True, reason=(
+    "the kfp target serialises the spec with sort_keys=True, which reorders data.features "
+    "(the model's input columns), so `mlspec run` trains a different forest than the runtime "
+    "run directly and Tekton (iris accuracy 0.9 vs 0.933); strict: it fails loudly once kfp "
+    "keeps the order, and this marker must then go"))
+def test_the_tekton_pipeline_matches_mlspec_run(dry_run: DryRun, tmp_path: Path) -> None:
+    spec = tmp_path / "mlproject.yaml"
+    spec.write_text(yaml.safe_dump(iris_data(), sort_keys=False), encoding="utf-8")
+    mlspec = Path(sys.executable).parent / "mlspec"
+    done = subprocess.run([str(mlspec), "run", str(spec)], cwd=tmp_path, capture_output=True,
+                          text=True, timeout=600)
+    assert done.returncode == 0, done.stdout + done.stderr
+    summary = json.loads((tmp_path / ".mlspec" / "runs" / dry_run.graph.name
+                          / "summary.json").read_text())
+    tekton = json.loads(dry_run.artifacts["evaluate.metrics"].read_text())
+    assert summary["metrics"] == tekton
 
 
 def test_a_failed_gate_skips_register(tmp_path: Path) -> None:
