@@ -371,5 +371,44 @@ def test_500_concurrent_requests_all_succeed(server: str, iris: dict) -> None:
     assert [data for _, data in results] == [[expected[i % 150]] for i in range(500)]
 
 
+REGISTER = '''
+import sys, mlflow
+from mlflow import MlflowClient
+mlflow.set_tracking_uri(sys.argv[1])
+with mlflow.start_run() as run:
+    mlflow.log_artifacts(sys.argv[2], "model")
+for _ in range(2):  # two versions: the alias must pick the second
+    mv = mlflow.register_model(f"runs:/{run.info.run_id}/model", "iris-classifier")
+MlflowClient().set_registered_model_alias("iris-classifier", "staging", mv.version)
+'''
+
+
+def test_serves_a_registered_model_by_alias(iris: dict, tmp_path: Path) -> None:
+    model = iris["model"]
+    uri = f"sqlite:///{tmp_path / 'mlruns.db'}"
+    done = subprocess.run([sys.executable, "-c", REGISTER, uri, str(model)], cwd=tmp_path,
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    proc = subprocess.Popen([sys.executable, "-m", "mlspec.runtime.server",
+                             "models:/iris-classifier@staging", "--tracking-uri", uri,
+                             "--host", "127.0.0.1", "--port", "0"], cwd=tmp_path,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        line = proc.stdout.readline()
+        assert "version 2 on http://" in line, line + proc.stderr.read()
+        base = line.strip().rsplit(" ", 1)[-1]
+        status, out = call(base, "/v2/models/iris-classifier/versions/2/infer", {"inputs": [
+            {"name": "x", "shape": [1, 4], "datatype": "FP64", "data": [5.1, 3.5, 1.4, 0.2]}]})
+        assert status == 200 and out["outputs"][0]["data"] == [0]
+    finally:
+        proc.terminate()
+        proc.wait(10)
+    missing = subprocess.run([sys.executable, "-m", "mlspec.runtime.server",
+                              "models:/nope@staging", "--tracking-uri", uri], cwd=tmp_path,
+                             capture_output=True, text=True, timeout=120)
+    assert missing.returncode == 2 and "nope" in missing.stderr
+    assert "Traceback" not in missing.stderr
+
+
 def test_server_still_healthy_at_the_end(server: str) -> None:
     assert call(server, "/v2/health/ready") == (200, {"ready": True})
