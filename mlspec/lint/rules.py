@@ -90,8 +90,9 @@ BUILTIN_CODES: dict[str, tuple[str, str]] = {
     "MLS010": ("multiple-documents", "The file holds more than one YAML document ('---').\n\n"
                "Best practice: one spec per file."),
     "MLS011": ("yaml-1.1-value", "A plain value reads differently in YAML 1.1 tools (yes/no/on/off "
-               "as booleans, 010 as octal, 1:30 as base 60). mlspec reads YAML 1.2, where they are "
-               "strings or decimals.\n\nBest practice: quote the value, or write true/false."),
+               "as booleans, 010 as octal, 1:30 as base 60, 1_000 and 0b1 as numbers, 1e3 as a "
+               "string). mlspec reads YAML 1.2, where they are strings or decimal numbers.\n\n"
+               "Best practice: quote the value, or write true/false or the plain number."),
     "MLS100": ("invalid-value", "A value does not match its pattern or constraint (e.g. a name "
                "that is not a DNS label, a quantity such as '2GB' instead of '2Gi')."),
     "MLS101": ("unknown-key", "A key the spec does not define; usually a typo.\n\nAnti-pattern: "

@@ -81,6 +81,11 @@ _YAML11_BOOL = {"y", "Y", "yes", "Yes", "YES", "n", "N", "no", "No", "NO",
                 "on", "On", "ON", "off", "Off", "OFF"}
 _YAML11_OCTAL_RE = re.compile(r"[-+]?0[0-7]+\Z")
 _YAML11_SEXAGESIMAL_RE = re.compile(r"[-+]?[0-9][0-9_]*(:[0-5]?[0-9])+(\.[0-9_]*)?\Z")
+# YAML 1.1 numbers with underscores or in binary are strings in 1.2; an exponent without a dot
+# (1e3) is a number in 1.2 but a string to YAML 1.1 tools such as PyYAML.
+_YAML11_UNDERSCORE_RE = re.compile(r"[-+]?(0b[01_]+|0x[0-9a-fA-F_]+|[0-9][0-9_]*(\.[0-9_]*)?)\Z")
+_YAML11_BINARY_RE = re.compile(r"[-+]?0b[01_]+\Z")
+_NO_DOT_EXPONENT_RE = re.compile(r"[-+]?[0-9]+[eE][-+]?[0-9]+\Z")
 
 
 def resolve_plain(value: str) -> Any:
@@ -113,6 +118,11 @@ def _yaml11_note(value: str) -> str | None:
         return f"'{value}' is the decimal number {int(value)} here (YAML 1.2) but octal to YAML 1.1 tools"
     if _YAML11_SEXAGESIMAL_RE.match(value):
         return f"'{value}' is a string here (YAML 1.2) but a base-60 number to YAML 1.1 tools"
+    if "_" in value and _YAML11_UNDERSCORE_RE.match(value) or _YAML11_BINARY_RE.match(value):
+        return f"'{value}' is a string here (YAML 1.2) but a number to YAML 1.1 tools"
+    if _NO_DOT_EXPONENT_RE.match(value):
+        return (f"'{value}' is the number {float(value):g} here (YAML 1.2) but a string to "
+                "YAML 1.1 tools")
     return None
 
 

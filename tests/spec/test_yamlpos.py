@@ -91,7 +91,13 @@ def test_yaml_11_values_keep_their_yaml_12_meaning_and_warn() -> None:
                         "g": "no", "h": True}
     warned = {(w.path, w.code) for w in doc.warnings}
     assert warned == {("a", "MLS011"), ("b", "MLS011"), ("c", "MLS011"), ("d", "MLS011"),
-                      ("f", "MLS011")}
+                      ("e", "MLS011"), ("f", "MLS011")}
+
+
+def test_yaml_11_numbers_warn() -> None:
+    doc = parse("a: 1_000\nb: 0b101\nc: 1e3\nd: 1.5e3\ne: a_b\n")
+    assert doc.data == {"a": "1_000", "b": "0b101", "c": 1000.0, "d": 1500.0, "e": "a_b"}
+    assert sorted(w.path for w in doc.warnings) == ["a", "b", "c"]
 
 
 def test_core_schema_scalars() -> None:
