@@ -187,6 +187,7 @@ def test_swap_failure_restores_the_old_folder(tmp_path: Path,
         return real_rename(src, dst)
 
     monkeypatch.setattr(os, "rename", failing_rename)
+    monkeypatch.setattr(output, "_exchange", lambda a, b: False)  # the portable path
     with pytest.raises(OSError):
         output.write_atomically(dest, [OutputFile("new.txt", "x")])
     monkeypatch.undo()
@@ -230,3 +231,23 @@ def test_cli_usage_errors_exit_2(tmp_path: Path) -> None:
     done = subprocess.run([str(MLSPEC), "compile", str(tmp_path / "missing.yaml")],
                           capture_output=True, text=True, timeout=120, cwd=tmp_path)
     assert done.returncode == 2 and "Traceback" not in done.stderr
+
+
+def test_swap_replaces_the_folder_and_leaves_nothing_behind(tmp_path: Path) -> None:
+    dest = tmp_path / "out"
+    output.write_atomically(dest, [OutputFile("a.txt", "old"), OutputFile(output.MANIFEST, "{}")])
+    output.write_atomically(dest, [OutputFile("b.txt", "new"), OutputFile(output.MANIFEST, "{}")])
+    assert _tree(dest) == {"b.txt": b"new", "manifest.json": b"{}"}
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out"]
+
+
+@pytest.mark.skipif(not __import__("sys").platform.startswith("linux"), reason="Linux only")
+def test_exchange_swaps_two_folders_atomically(tmp_path: Path) -> None:
+    a, b = tmp_path / "a", tmp_path / "b"
+    a.mkdir()
+    b.mkdir()
+    (a / "x").write_text("a")
+    (b / "x").write_text("b")
+    if not output._exchange(a, b):
+        pytest.skip("renameat2(RENAME_EXCHANGE) is not supported here")
+    assert (a / "x").read_text() == "b" and (b / "x").read_text() == "a"
