@@ -27,7 +27,6 @@ import statistics
 import subprocess
 import sys
 import tempfile
-import textwrap
 import time
 import urllib.request
 from pathlib import Path
@@ -79,7 +78,8 @@ done = function(summary, latency, requests)
   local e = summary.errors
   io.write(string.format(
     "RESULT {\\"requests\\": %%d, \\"duration_us\\": %%d, \\"p50_us\\": %%d, \\"p99_us\\": %%d, " ..
-    "\\"connect\\": %%d, \\"read\\": %%d, \\"write\\": %%d, \\"status\\": %%d, \\"timeout\\": %%d}\\n",
+    "\\"connect\\": %%d, \\"read\\": %%d, \\"write\\": %%d, " ..
+    "\\"status\\": %%d, \\"timeout\\": %%d}\\n",
     summary.requests, summary.duration, latency:percentile(50), latency:percentile(99),
     e.connect, e.read, e.write, e.status, e.timeout))
 end
@@ -296,7 +296,8 @@ def main() -> int:
           f"wrk -t{args.threads}, {os.cpu_count()} CPUs, load {os.getloadavg()[0]:.2f}")
     print(f"{'server':10s} {'req/s':>9s} {'p50 ms':>8s} {'p99 ms':>8s} {'errors':>7s}")
     for name, r in summary.items():
-        print(f"{name:10s} {r['rps']:9.0f} {r['p50_ms']:8.2f} {r['p99_ms']:8.2f} {r['errors']:7.0f}")
+        print(f"{name:10s} {r['rps']:9.0f} {r['p50_ms']:8.2f} {r['p99_ms']:8.2f} "
+              f"{r['errors']:7.0f}")
     if "mlspec" in summary and "scrapes" in summary["mlspec"]:
         r = summary["mlspec"]
         print(f"mlspec: /metrics scraped {r['scrapes']:.0f} times during the run, "

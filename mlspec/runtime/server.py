@@ -16,7 +16,7 @@ import os
 import signal
 import sys
 import time
-from collections import OrderedDict, deque
+from collections import OrderedDict
 from typing import Any
 from urllib.parse import unquote
 
@@ -147,7 +147,8 @@ class ModelServer:
             req.reply(200, self.metadata)
 
     def _v1(self, req: Any, rest: str) -> None:
-        name, verb = (rest[:-len(":predict")], "predict") if rest.endswith(":predict") else (rest, "")
+        verb = "predict" if rest.endswith(":predict") else ""
+        name = rest[:-len(":predict")] if verb else rest
         if unquote(name) != self.model.name:
             req.reply(404, error_body(f"model {unquote(name)!r} is not served here "
                                       f"(this server serves {self.model.name!r})"))
@@ -304,7 +305,8 @@ class ModelServer:
         from mlspec.runtime.serving_codec import BadRequest, decode_v1
 
         if not isinstance(body, dict):
-            raise BadRequest("feedback must be a JSON object with 'labels' and 'ids' or 'instances'")
+            raise BadRequest("feedback must be a JSON object with 'labels' and 'ids' or "
+                             "'instances'")
         labels = body.get("labels")
         if not isinstance(labels, list) or not labels:
             raise BadRequest("'labels' must be a non-empty list of ground-truth values")

@@ -29,7 +29,8 @@ class OnlineDrift:
         profiled = _profiled_features(profile)
         wanted = set(features) if features else None
         self.indices = [i for i, c in enumerate(columns)
-                        if (not profiled or c.name in profiled) and (wanted is None or c.name in wanted)]
+                        if (not profiled or c.name in profiled)
+                        and (wanted is None or c.name in wanted)]
         self.names = [columns[i].name for i in self.indices]
         numeric = all(columns[i].numeric for i in self.indices)
         self.buffer = np.empty((window, len(self.indices)), dtype=np.float64 if numeric else object)

@@ -32,16 +32,17 @@ class Feedback:
                                         or not isinstance(label, (int, float))):
                 raise BadRequest(f"label {str(label)[:40]!r} is not a number (regression model)")
         if self.classifier:  # compare as text: a label "1" and a predicted 1 are the same class
-            self.pairs.extend((str(p), str(y)) for p, y in zip(predictions, labels))
+            self.pairs.extend((str(p), str(y)) for p, y in zip(predictions, labels, strict=True))
         else:
-            self.pairs.extend((float(p), float(y)) for p, y in zip(predictions, labels))
+            pairs = zip(predictions, labels, strict=True)
+            self.pairs.extend((float(p), float(y)) for p, y in pairs)
         return len(labels)
 
     def scores(self) -> dict[str, float]:
         """Metric name -> value over the window (classification or regression metrics)."""
         if not self.pairs:
             return {}
-        pred, true = (list(x) for x in zip(*self.pairs))
+        pred, true = (list(x) for x in zip(*self.pairs, strict=True))
         if self.classifier:
             with warnings.catch_warnings():  # a small window often lacks some classes
                 warnings.simplefilter("ignore")

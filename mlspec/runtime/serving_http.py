@@ -11,8 +11,9 @@ from __future__ import annotations
 
 import asyncio
 from collections import deque
+from collections.abc import Callable
 from http import HTTPStatus
-from typing import Any, Callable
+from typing import Any
 
 import httptools
 
@@ -38,7 +39,7 @@ class Request:
 
     __slots__ = ("method", "path", "query", "body", "slot", "conn", "started", "keep_alive")
 
-    def __init__(self, method: str, path: str, query: str, body: bytes, conn: "HttpProtocol",
+    def __init__(self, method: str, path: str, query: str, body: bytes, conn: HttpProtocol,
                  slot: list, keep_alive: bool, started: float) -> None:
         self.method = method
         self.path = path

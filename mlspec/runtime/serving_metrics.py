@@ -8,7 +8,7 @@ plain dicts and lists; the text is rendered only when ``/metrics`` is scraped.
 from __future__ import annotations
 
 from bisect import bisect_left
-from typing import Callable
+from collections.abc import Callable
 
 from mlspec import contract
 
@@ -94,7 +94,7 @@ class Metrics:
         name = contract.REQUEST_DURATION
         head(name, "histogram", "Inference request latency in seconds.")
         cumulative = 0
-        for bound, count in zip(contract.DURATION_BUCKETS, self.bucket_counts):
+        for bound, count in zip(contract.DURATION_BUCKETS, self.bucket_counts, strict=False):
             cumulative += count
             lines.append(f'{name}_bucket{{{self.base},le="{_number(bound)}"}} {cumulative}')
         lines.append(f'{name}_bucket{{{self.base},le="+Inf"}} {self.duration_count}')

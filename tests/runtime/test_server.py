@@ -118,7 +118,7 @@ def test_infer_v2_row_tensor_predicts_iris(server: str, iris: dict) -> None:
     assert out["model_name"] == NAME and out["id"] == "req-1"
     pred = out["outputs"][0]
     assert pred["name"] == "predict" and pred["shape"] == [150] and pred["datatype"] == "INT64"
-    correct = sum(p == y for p, y in zip(pred["data"], iris["labels"]))
+    correct = sum(p == y for p, y in zip(pred["data"], iris["labels"], strict=True))
     assert correct / 150 > 0.9
 
 
@@ -151,7 +151,7 @@ def test_infer_v1_lists_and_dicts(server: str, iris: dict) -> None:
     rows = iris["rows"][:5]
     status, as_lists = call(server, f"/v1/models/{NAME}:predict", {"instances": rows})
     assert status == 200, as_lists
-    dicts = [dict(zip(FEATURES, r)) for r in rows]
+    dicts = [dict(zip(FEATURES, r, strict=True)) for r in rows]
     status, as_dicts = call(server, f"/v1/models/{NAME}:predict", {"instances": dicts})
     assert status == 200
     assert as_lists["predictions"] == as_dicts["predictions"] == iris["labels"][:5]
@@ -253,7 +253,8 @@ HOSTILE: list[tuple[str, str, bytes | None]] = [
     ("POST", INFER, json.dumps({"inputs": [{"name": f, "shape": [1], "datatype": "FP64",
                                             "data": [1.0]} for f in FEATURES[:3]]}).encode()),
     ("POST", INFER, json.dumps({"inputs": [{"name": f, "shape": [1], "datatype": "FP64",
-                                            "data": [1.0]} for f in FEATURES + ["extra"]]}).encode()),
+                                            "data": [1.0]}
+                                           for f in FEATURES + ["extra"]]}).encode()),
     ("POST", INFER, json.dumps({"inputs": [{"name": FEATURES[0], "shape": [1], "datatype": "FP64",
                                             "data": [1.0]}] * 4}).encode()),
     ("POST", INFER, json.dumps({**v2_rows([ROW]), "id": 7}).encode()),
@@ -274,11 +275,12 @@ HOSTILE: list[tuple[str, str, bytes | None]] = [
     ("POST", f"/v1/models/{NAME}:predict", b'{"instances": [[1, 2, 3]]}'),
     ("POST", f"/v1/models/{NAME}:predict", b'{"instances": [[1, 2, 3, 4], {"a": 1}]}'),
     ("POST", f"/v1/models/{NAME}:predict", json.dumps(
-        {"instances": [dict(zip(FEATURES[:3], ROW))]}).encode()),
+        {"instances": [dict(zip(FEATURES[:3], ROW, strict=False))]}).encode()),
     ("POST", f"/v1/models/{NAME}:predict", json.dumps(
-        {"instances": [{**dict(zip(FEATURES, ROW)), "bogus": 1}]}).encode()),
+        {"instances": [{**dict(zip(FEATURES, ROW, strict=True)), "bogus": 1}]}).encode()),
     ("POST", f"/v1/models/{NAME}:predict", json.dumps(
-        {"instances": [{**dict(zip(FEATURES, ROW)), "sepal_length": "big"}]}).encode()),
+        {"instances": [{**dict(zip(FEATURES, ROW, strict=True)),
+                        "sepal_length": "big"}]}).encode()),
     ("POST", "/v1/models/nope:predict", json.dumps({"instances": [ROW]}).encode()),
     ("POST", "/feedback", b"{"),
     ("POST", "/feedback", b"{}"),

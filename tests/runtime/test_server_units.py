@@ -27,7 +27,8 @@ def tensor(shape: list, data: list, name: str = "input-0", datatype: str = "FP64
 
 
 def test_decode_v2_layouts_agree() -> None:
-    rows, rid, proba = decode_v2(model(), {"id": "x", "inputs": [tensor([2, 3], [1, 2, 3, 4, 5, 6])]})
+    body = {"id": "x", "inputs": [tensor([2, 3], [1, 2, 3, 4, 5, 6])]}
+    rows, rid, proba = decode_v2(model(), body)
     assert rid == "x" and not proba
     nested, _, _ = decode_v2(model(), {"inputs": [tensor([2, 3], [[1, 2, 3], [4, 5, 6]])]})
     per_feature, _, _ = decode_v2(model(), {"inputs": [
@@ -97,9 +98,10 @@ def test_metrics_exposition() -> None:
 
 
 def _profile() -> dict:
+    import pandas as pd
+
     from mlspec.runtime.features import FeatureSpec
     from mlspec.runtime.profile import build_profile
-    import pandas as pd
 
     rng = np.random.default_rng(0)
     frame = pd.DataFrame({"a": rng.normal(size=2000), "b": rng.normal(size=2000),

@@ -59,7 +59,7 @@ def test_strategy_matches_golden(strategy: str, update_golden: bool) -> None:
         write({rel.removeprefix("serving/"): text for rel, text in files.items()}, folder)
     expected = {f"serving/{p.relative_to(folder).as_posix()}": p.read_text()
                 for p in sorted(folder.rglob("*.yaml"))}
-    assert files == expected, "regenerate with: pytest tests/targets/test_serving.py --update-golden"
+    assert files == expected, "regenerate: pytest tests/targets/test_serving.py --update-golden"
 
 
 @pytest.mark.parametrize("strategy", STRATEGIES)
@@ -116,7 +116,8 @@ def test_inference_service_predictor() -> None:
     assert annotations["serving.kserve.io/deploymentMode"] == "Serverless"
     assert annotations["prometheus.io/scrape"] == "true"
     predictor = isvc["spec"]["predictor"]
-    assert (predictor["minReplicas"], predictor["maxReplicas"], predictor["scaleTarget"]) == (2, 7, 5)
+    scaling = (predictor["minReplicas"], predictor["maxReplicas"], predictor["scaleTarget"])
+    assert scaling == (2, 7, 5)
     assert predictor["canaryTrafficPercent"] == 20
     (container,) = predictor["containers"]
     assert container["args"][:2] == ["serve", "models:/iris-classifier@staging"]
@@ -133,7 +134,8 @@ def test_raw_mode_annotation() -> None:
     data = iris_data(strategy="blue-green")
     data["serving"]["deployment_mode"] = "raw"
     for isvc in _by_kind(render(project_from(data)), "InferenceService"):
-        assert isvc["metadata"]["annotations"]["serving.kserve.io/deploymentMode"] == "RawDeployment"
+        mode = isvc["metadata"]["annotations"]["serving.kserve.io/deploymentMode"]
+        assert mode == "RawDeployment"
         assert "canaryTrafficPercent" not in isvc["spec"]["predictor"]
 
 
