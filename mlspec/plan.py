@@ -206,6 +206,8 @@ def load_project(ref: str) -> Any:
         UsageError: unreadable, or not a valid spec.
     """
     loaded = load_loaded(ref)
+    if loaded.unreadable:
+        raise UsageError(loaded.diagnostics[0].message)
     if not loaded.valid:
         first = next((d for d in loaded.diagnostics if d.is_error), None)
         detail = f": {first.message}" if first else ""

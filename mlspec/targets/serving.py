@@ -78,10 +78,14 @@ def resolve_strategy(project: Project) -> str:
     strategy = project.serving.rollout.strategy
     if strategy != "auto":
         return strategy
+    from mlspec.errors import UsageError
     from mlspec.plan import choose_strategy, load_project
 
     previous = os.environ.get(PREVIOUS_SPEC_ENV)
-    old = load_project(previous) if previous else None
+    try:
+        old = load_project(previous) if previous else None
+    except UsageError as exc:
+        raise UsageError(f"${PREVIOUS_SPEC_ENV}: {exc}") from None
     return choose_strategy(old, project)
 
 

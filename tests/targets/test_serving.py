@@ -234,3 +234,12 @@ def test_auto_picks_from_the_previous_spec(change: dict, expected: str, tmp_path
             else:
                 data[section][key] = value
     assert serving.resolve_strategy(project_from(data)) == expected
+
+
+def test_auto_with_unreadable_previous_is_a_usage_error(monkeypatch: pytest.MonkeyPatch,
+                                                         tmp_path: Path) -> None:
+    from mlspec.errors import UsageError
+
+    monkeypatch.setenv(serving.PREVIOUS_SPEC_ENV, str(tmp_path / "missing.yaml"))
+    with pytest.raises(UsageError, match="MLSPEC_PREVIOUS_SPEC.*cannot read"):
+        serving.resolve_strategy(project_from(iris_data(strategy="auto")))
