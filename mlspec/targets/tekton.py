@@ -427,12 +427,22 @@ def _filters(project: Project) -> dict[str, str]:
     """The CEL filter of each trigger of the EventListener."""
     filters = {
         "schedule": f"header.match({cel_string(SCHEDULE_HEADER)}, 'schedule')",
-        # Alertmanager's webhook payload (version 4); resolved notifications start nothing.
-        "alert": "has(body.alerts) && has(body.status) && body.status == 'firing'",
+        "alert": _alert_filter(project.metadata.name),
     }
     if project.triggers.git is not None:
         filters["git"] = _git_filter(project.triggers.git.branch)
     return filters
+
+
+def _alert_filter(name: str) -> str:
+    """CEL: an Alertmanager notification (webhook payload v4) with a firing retraining alert of
+    this project (the labels of ``mlspec.contract``); resolved notifications start nothing."""
+    from mlspec.contract import PROJECT_LABEL, RETRAIN_LABEL
+
+    return ("has(body.alerts) && has(body.status) && body.status == 'firing' && "
+            f"body.alerts.exists(a, a.status == 'firing' && has(a.labels.{PROJECT_LABEL}) && "
+            f"a.labels.{PROJECT_LABEL} == {cel_string(name)} && has(a.labels.{RETRAIN_LABEL}) && "
+            f"a.labels.{RETRAIN_LABEL} == 'true')")
 
 
 def _git_annotations(project: Project) -> dict[str, str]:

@@ -17,6 +17,7 @@ import yaml
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from mlspec import contract
 from mlspec.errors import SpecError
 from mlspec.graph import build_graph, resolved_spec
 from mlspec.spec.loader import load_spec
@@ -325,9 +326,14 @@ def _gitlab_push(ref: str) -> tuple[dict[str, str], dict[str, Any]]:
     return {"X-Gitlab-Event": "Push Hook"}, {"object_kind": "push", "ref": ref, "after": "1" * 40}
 
 
-ALERT = ({"Content-Type": "application/json"},
-         {"version": "4", "status": "firing", "receiver": "mlspec-retrain",
-          "alerts": [{"status": "firing", "labels": {"alertname": "MlspecFeatureDrift"}}]})
+def _alert(project: str = "iris-classifier", retrain: str = "true",
+           status: str = "firing") -> tuple[dict[str, str], dict[str, Any]]:
+    labels = {"alertname": "MlspecFeatureDrift", contract.PROJECT_LABEL: project,
+              contract.RETRAIN_LABEL: retrain}
+    return {"Content-Type": "application/json"}, {
+        "version": "4", "status": status, "receiver": "mlspec-retrain",
+        "alerts": [{"status": "firing", "labels": {"alertname": "Other"}},
+                   {"status": status, "labels": labels}]}
 SCHEDULE = ({"Content-Type": "application/json", "X-Mlspec-Trigger": "schedule"}, {})
 
 
@@ -341,8 +347,10 @@ def test_trigger_filters_accept_their_events_only() -> None:
         "github-tag": _github_push("refs/tags/main"),
         "gitlab-prefix": _gitlab_push("refs/heads/main2"),
         "github-ping": ({"X-GitHub-Event": "ping"}, {"zen": "hi", "ref": "refs/heads/main"}),
-        "alert": ALERT,
-        "resolved": (ALERT[0], {**ALERT[1], "status": "resolved"}),
+        "alert": _alert(),
+        "resolved": _alert(status="resolved"),
+        "other-project": _alert(project="wine-torch"),
+        "no-retrain": _alert(retrain="false"),
         "schedule": SCHEDULE,
     }
     accepted = {name: {t for t, f in filters.items() if cel_eval(f, *event)}
@@ -350,7 +358,8 @@ def test_trigger_filters_accept_their_events_only() -> None:
     assert accepted == {
         "github-main": {"git"}, "gitlab-main": {"git"}, "github-other": set(),
         "github-tag": set(), "gitlab-prefix": set(), "github-ping": set(),
-        "alert": {"alert"}, "resolved": set(), "schedule": {"schedule"},
+        "alert": {"alert"}, "resolved": set(), "other-project": set(), "no-retrain": set(),
+        "schedule": {"schedule"},
     }
 
 
