@@ -3,9 +3,10 @@
 Every step is a lightweight Python component whose ``base_image`` is the runtime image and whose
 body runs ``python -m mlspec.runtime STEP`` (the runtime step contract in ``mlspec.graph``), so the
 same IR runs on a cluster and under ``kfp.local.SubprocessRunner`` (which cannot run container
-components). The gate's ``passed`` value is a string output parameter and ``register`` sits in a
-``dsl.If(passed == "true")``. Everything is built inside ``render`` (never at import time) and
-only from the graph; the spec enters the IR only as the default of the ``spec`` parameter.
+components). The gate's ``passed`` value is the gate component's string return value and
+``register`` sits in a ``dsl.If(passed == "true")``. Everything is built inside ``render``
+(never at import time) and only from the graph; the spec enters the IR only as the default of
+the ``spec`` parameter.
 """
 
 # No `from __future__ import annotations`: kfp reads the pipeline function's annotations as types.
@@ -35,8 +36,6 @@ ARTIFACT_TYPES = {DATASET: "Dataset", MODEL: "Model", JSON_FILE: "Artifact"}
 GPU_RESOURCE = "nvidia.com/gpu"
 # Pipeline parameters: the resolved spec (JSON) and the data source (overrides data.source.uri).
 SPEC_PARAM, DATA_URI_PARAM = "spec", "data_uri"
-# Only the first step reads the data source; the others get the data through artifacts.
-DATA_STEP = "ingest"
 
 
 def _mlspec_step(step: str, spec: str, inputs: dict, outputs: dict, values: list,
@@ -137,11 +136,16 @@ def _pipeline_function(graph: PipelineGraph, spec_json: str) -> Callable[..., An
 def _arguments(graph: PipelineGraph, step: Step, tasks: dict[str, Any], spec: Any,
                data_uri: Any) -> dict[str, Any]:
     arguments = {SPEC_PARAM: spec}
-    if step.name == DATA_STEP:
+    if _reads_source(step):
         arguments[DATA_URI_PARAM] = data_uri
     for item in step.inputs:
         arguments[_identifier(item.name)] = _output(graph, tasks, item.step, item.output)
     return arguments
+
+
+def _reads_source(step: Step) -> bool:
+    """A step with no inputs (ingest) reads the data source; the rest get data as artifacts."""
+    return not step.inputs
 
 
 def _output(graph: PipelineGraph, tasks: dict[str, Any], step: str, output: str) -> Any:
@@ -255,7 +259,7 @@ def _step_function(graph: PipelineGraph, step: Step) -> Callable[..., Any]:
 def _step_source(graph: PipelineGraph, step: Step) -> str:
     producers = {s.name: s for s in graph.steps}
     params = [f"{SPEC_PARAM}: str"]
-    if step.name == DATA_STEP:
+    if _reads_source(step):
         params.append(f"{DATA_URI_PARAM}: str")
     inputs, outputs = [], []
     for item in step.inputs:
@@ -271,7 +275,7 @@ def _step_source(graph: PipelineGraph, step: Step) -> str:
     values = [a.name for a in step.outputs if a.kind == VALUE]
     if len(values) > 1:
         raise ValueError(f"step {step.name}: KFP components return at most one value output")
-    data_uri = f", {DATA_URI_PARAM}" if step.name == DATA_STEP else ""
+    data_uri = f", {DATA_URI_PARAM}" if _reads_source(step) else ""
     call = (f"_mlspec_step({step.name!r}, {SPEC_PARAM}, {{{', '.join(inputs)}}}, "
             f"{{{', '.join(outputs)}}}, {values!r}{data_uri})")
     body = f"return {call}[{values[0]!r}]" if values else call
