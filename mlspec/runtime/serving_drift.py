@@ -39,6 +39,18 @@ class OnlineDrift:
         self._cache: dict[str, tuple[str, float]] = {}
         self._cached_at = -1.0e18
         self._dirty = False
+        self._warm_up()
+
+    def _warm_up(self) -> None:
+        """Run the statistic once at start-up: its first call imports scipy and friends, which
+        on the first scrape would stall the event loop (and every waiting request) for ~1 s."""
+        if not self.names:
+            return
+        sample = np.zeros(2, dtype=self.buffer.dtype)
+        try:
+            _drift_from_profile(self.profile, {name: sample for name in self.names}, self.method)
+        except Exception:  # noqa: BLE001 - a warm-up only; real errors surface on scrape
+            pass
 
     def add(self, rows: np.ndarray) -> None:
         """Append a batch of rows (N, F) in the model's column order; the oldest fall out."""
@@ -123,8 +135,12 @@ def _psi_from_profile(profile: dict, columns: dict[str, Any]):
 
 
 def _results(report: Any, method: str):
-    """Accept the drift module's report as a dict with ``features`` or a list of per-feature
-    results (dicts or objects with ``name`` and ``statistic``)."""
+    """The drift module's answer, ``{feature: statistic}``, as (feature, method, value); also
+    accepts a list of per-feature results (dicts or objects with ``name`` and ``statistic``)."""
+    if isinstance(report, dict) and all(isinstance(v, (int, float)) for v in report.values()):
+        for name, value in report.items():
+            yield str(name), method, float(value)
+        return
     items = report.get("features", report) if isinstance(report, dict) else report
     if isinstance(items, dict):
         items = [{"name": k, **(v if isinstance(v, dict) else {"statistic": v})}
