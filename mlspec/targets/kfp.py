@@ -22,7 +22,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from mlspec.errors import Diagnostic, Severity, SpecError
+from mlspec.errors import Diagnostic, Severity, SpecError, UsageError
 from mlspec.graph import DATASET, JSON_FILE, MODEL, VALUE, PipelineGraph, Step, resolved_spec
 from mlspec.spec.models import Project
 from mlspec.targets import OutputFile
@@ -199,13 +199,18 @@ def import_kfp() -> None:
     about three quarters of kfp's import time), unless ``_KFP_RUNTIME`` is set, kfp's own switch
     for its containers. The switch is set only while the top-level package is imported, so
     ``kfp.dsl`` and ``kfp.compiler`` load in full; ``kfp.Client`` stays available lazily.
+
+    Raises:
+        UsageError: kfp is not installed (the ``kfp`` extra).
     """
-    if "kfp" in sys.modules:
+    if sys.modules.get("kfp") is not None:
         return
     previous = os.environ.get("_KFP_RUNTIME")
     os.environ["_KFP_RUNTIME"] = "true"
     try:
         import kfp
+    except ImportError:
+        raise UsageError("the kfp target needs the kfp SDK: pip install 'mlspec[kfp]'") from None
     finally:
         if previous is None:
             del os.environ["_KFP_RUNTIME"]

@@ -228,3 +228,13 @@ def test_compile_imports_neither_the_kfp_client_nor_the_kubernetes_client() -> N
                           timeout=120)
     assert done.returncode == 0, done.stderr
     assert done.stdout.split() == ["[]", "Client"]
+
+
+def test_without_kfp_installed_the_error_says_what_to_install(tmp_path: Path) -> None:
+    code = ("import sys; sys.modules['kfp'] = None\n"
+            "from mlspec.output import compile_command\n"
+            f"sys.exit(compile_command({str(IRIS)!r}, {str(tmp_path / 'o')!r}, ['kfp'], None))\n")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          timeout=120)
+    assert done.returncode != 0
+    assert "UsageError: the kfp target needs the kfp SDK: pip install 'mlspec[kfp]'" in done.stderr
