@@ -75,6 +75,15 @@ def run(*args: str | Path) -> subprocess.CompletedProcess[str]:
     return subprocess.run([str(a) for a in args], capture_output=True, text=True, timeout=300)
 
 
+def tekton_lint(*args: str | Path) -> subprocess.CompletedProcess[str]:
+    """Run the tekton-lint oracle; skip when it cannot install itself (no npm, no network)."""
+    result = run(oracle("tekton-lint"), *args)
+    if result.returncode == 2 and ("npm not found" in result.stderr
+                                   or "npm install failed" in result.stderr):
+        pytest.skip(f"tekton-lint could not be set up: {result.stderr.strip()[:200]}")
+    return result
+
+
 def gpu_project() -> Project:
     data = iris_data()
     data["model"]["resources"] = {"cpu": "2", "memory": "4Gi", "gpu": 1,
@@ -114,7 +123,7 @@ def test_every_example_and_profile_passes_the_upstream_schemas(rendered: dict[st
 def test_every_example_and_profile_passes_tekton_lint_strict(rendered: dict[str, Path],
                                                              case_id: str) -> None:
     # One project per call: tekton-lint treats everything it is given as one namespace.
-    result = run(oracle("tekton-lint"), "--strict", "--format", "json", rendered[case_id])
+    result = tekton_lint("--strict", "--format", "json", rendered[case_id])
     assert result.returncode == 0, (result.stdout + result.stderr)[:3000]
     assert json.loads(result.stdout) == [], result.stdout  # zero errors and zero warnings
 
@@ -122,10 +131,10 @@ def test_every_example_and_profile_passes_tekton_lint_strict(rendered: dict[str,
 def test_tekton_lint_sees_a_broken_reference(rendered: dict[str, Path], tmp_path: Path) -> None:
     """The oracle is not vacuous on our files: an undefined param in one arg is reported."""
     broken = tmp_path / "tekton"
-    shutil.copytree(rendered["iris-base"], broken)
+    shutil.copytree(rendered[IDS[0]], broken)
     tasks = broken / "tasks.yaml"
     tasks.write_text(tasks.read_text().replace('"--spec"', '"$(params.nope)"', 1))
-    result = run(oracle("tekton-lint"), "--strict", broken)
+    result = tekton_lint("--strict", broken)
     assert result.returncode == 1 and "no-undefined-param" in result.stdout
 
 
