@@ -324,7 +324,7 @@ def _pod_placement(step: Step) -> dict[str, Any] | None:
     return placement
 
 
-def _labels(project: Project, graph: PipelineGraph, **extra: str) -> dict[str, str]:
+def _labels(graph: PipelineGraph, **extra: str) -> dict[str, str]:
     # The spec's labels first: ours win on a clash, so selectors on them keep working.
     labels = dict(graph.labels)
     labels.update({"app.kubernetes.io/name": graph.name, "app.kubernetes.io/part-of": graph.name,
@@ -353,73 +353,89 @@ def spec_json(project: Project) -> str:
     return text.replace("$", "\\u0024")
 
 
-def _context(project: Project, graph: PipelineGraph) -> dict[str, Any]:
-    names = Names(graph.name, graph.namespace)
-    spec_text = spec_json(project)
-    spec_hash = hashlib.sha256(spec_text.encode()).hexdigest()
-    tasks = []
-    timeout = 0
-    for step in graph.steps:
-        timeout += step.timeout_seconds * (step.retries + 1)
-        tasks.append({
-            "step": step.name,
-            "name": names.task(step.name),
-            "labels": _labels(project, graph, **{"mlspec.dev/step": step.name}),
-            "description": step.description,
-            "args": step_args(graph, step),
-            "results": [o.name for o in step.outputs if o.kind == VALUE],
-            "resources": _compute_resources(step),
-            "run_after": list(graph.upstream(step)),
-            "retries": step.retries,
-            "timeout": _duration(step.timeout_seconds),
-            "when": ([{"input": TektonExpr(f"$(tasks.{step.run_if[0]}.results.{step.run_if[1]})"),
-                       "operator": "in", "values": ["true"]}] if step.run_if else []),
-            "placement": _pod_placement(step),
-        })
+# Pod Security "restricted" at pod level; RUN_AS also owns the per-run volume (fsGroup).
+POD_SECURITY = {"runAsNonRoot": True, "runAsUser": RUN_AS, "runAsGroup": RUN_AS,
+                "fsGroup": RUN_AS, "seccompProfile": {"type": "RuntimeDefault"}}
+
+
+def _task(graph: PipelineGraph, step: Step, names: Names) -> dict[str, Any]:
+    """What the Task and its entry in the Pipeline need of one step."""
+    when = []
+    if step.run_if:
+        gate, value = step.run_if
+        when = [{"input": TektonExpr(f"$(tasks.{gate}.results.{value})"), "operator": "in",
+                 "values": ["true"]}]
+    return {
+        "step": step.name,
+        "name": names.task(step.name),
+        "labels": _labels(graph, **{"mlspec.dev/step": step.name}),
+        "description": step.description,
+        "args": step_args(graph, step),
+        "results": [o.name for o in step.outputs if o.kind == VALUE],
+        "resources": _compute_resources(step),
+        "run_after": list(graph.upstream(step)),
+        "retries": step.retries,
+        "timeout": _duration(step.timeout_seconds),
+        "when": when,
+        "placement": _pod_placement(step),
+    }
+
+
+def _run_context(graph: PipelineGraph, tasks: list[dict[str, Any]]) -> dict[str, Any]:
+    """The PipelineRun's settings: timeout, per-task pod templates, the gate's result."""
+    total = sum(s.timeout_seconds * (s.retries + 1) for s in graph.steps)
     gate = next(({"result_ref": TektonExpr(f"$(tasks.{t['step']}.results.{t['results'][0]})")}
                  for t in tasks if t["results"]), None)
-    pod_security = {"runAsNonRoot": True, "runAsUser": RUN_AS, "runAsGroup": RUN_AS,
-                    "fsGroup": RUN_AS, "seccompProfile": {"type": "RuntimeDefault"}}
-    placements = [{"step": t["step"], "pod_template": {**t["placement"],
-                                                       "securityContext": pod_security}}
+    placements = [{"step": t["step"],
+                   "pod_template": {**t["placement"], "securityContext": POD_SECURITY}}
                   for t in tasks if t["placement"]]
+    return {"pipeline_timeout": _duration(total), "gate": gate, "placements": placements,
+            "pod_security": POD_SECURITY, "workspace_size": WORKSPACE_SIZE}
+
+
+def _trigger_context(project: Project, graph: PipelineGraph) -> dict[str, Any]:
     triggers = project.triggers
     kinds = [k for k, on in (("git", triggers.git is not None),
                               ("schedule", triggers.schedule is not None),
                               ("alert", triggers.on_alert)) if on]
     return {
-        "names": names,
-        "namespace": graph.namespace,
-        "image": graph.image,
-        "labels": _labels(project, graph),
-        "annotations": _annotations(project, graph),
-        "tasks": tasks,
-        "gate": gate,
-        "ws": {"artifacts": ARTIFACTS, "spec": SPEC},
-        "spec_file": SPEC_FILE,
-        "spec_text": spec_text,
-        "spec_configmap": f"{graph.name}-spec-{spec_hash[:10]}",
-        "spec_sha256": spec_hash,
-        "pipeline_timeout": _duration(timeout),
-        "workspace_size": WORKSPACE_SIZE,
-        "run_as": RUN_AS,
-        "pipeline_description": f"mlspec training pipeline of {graph.name}: "
-                                + " -> ".join(s.name for s in graph.steps) + ".",
         "trigger_kinds": kinds,
         "filters": _filters(project),
         "listener_annotations": {**_annotations(project, graph), **_git_annotations(project)},
         "git_revision_ref": TektonExpr("$(body.after)"),
-        "run_labels": {**_labels(project, graph),
-                       "mlspec.dev/trigger": TektonExpr("$(tt.params.trigger)")},
+        "run_labels": {**_labels(graph), "mlspec.dev/trigger": TektonExpr("$(tt.params.trigger)")},
         "run_annotations": {"mlspec.dev/git-revision": TektonExpr("$(tt.params.git-revision)")},
-        "pod_security": pod_security,
-        "placements": placements,
         "schedule": _schedule(triggers.schedule) if triggers.schedule else None,
         "schedule_header": SCHEDULE_HEADER,
         "curl_args": curl_args(project),
         "curl_image": CURL_IMAGE,
         "el_port": EL_PORT,
+    }
+
+
+def _context(project: Project, graph: PipelineGraph) -> dict[str, Any]:
+    """Everything the templates read: plain data, every spec value still to be quoted."""
+    names = Names(graph.name, graph.namespace)
+    spec_text = spec_json(project)
+    spec_hash = hashlib.sha256(spec_text.encode()).hexdigest()
+    tasks = [_task(graph, step, names) for step in graph.steps]
+    return {
+        "names": names,
+        "namespace": graph.namespace,
+        "image": graph.image,
+        "labels": _labels(graph),
+        "annotations": _annotations(project, graph),
+        "tasks": tasks,
+        "ws": {"artifacts": ARTIFACTS, "spec": SPEC},
         "workdir": TektonExpr(f"$(workspaces.{ARTIFACTS}.path)"),
+        "spec_file": SPEC_FILE,
+        "spec_text": spec_text,
+        "spec_configmap": f"{graph.name}-spec-{spec_hash[:10]}",
+        "spec_sha256": spec_hash,
+        "pipeline_description": f"mlspec training pipeline of {graph.name}: "
+                                + " -> ".join(s.name for s in graph.steps) + ".",
+        **_run_context(graph, tasks),
+        **_trigger_context(project, graph),
     }
 
 
