@@ -483,3 +483,22 @@ def test_golden(spec: Path, update_golden: bool) -> None:
     if not expected:
         pytest.fail(f"no golden files under {folder}; run pytest --update-golden")
     assert files == expected
+
+
+def test_mlspec_compile_writes_the_same_files() -> None:
+    from mlspec.output import compile_project
+
+    loaded = load_spec(str(EXAMPLES[0]))
+    compiled = compile_project(loaded.project, ["tekton"], spec_sha256=loaded.sha256,
+                               spec_name=EXAMPLES[0].name)
+    written = {f.path: f.content for f in compiled.files if f.path.startswith("tekton/")}
+    assert written == render_spec(EXAMPLES[0])
+    kustomization = next(f.content for f in compiled.files if f.path == "kustomization.yaml")
+    # generateName is for `kubectl create`: the PipelineRun stays out of `kubectl apply -k`.
+    assert "tekton/pipelinerun.yaml" not in kustomization and "tekton/tasks.yaml" in kustomization
+
+
+@pytest.mark.parametrize("seconds, text", [(3600, "1h0m0s"), (90, "0h1m30s"),
+                                           (43200, "12h0m0s"), (0, "0h0m0s")])
+def test_duration(seconds: int, text: str) -> None:
+    assert tekton._duration(seconds) == text
