@@ -73,6 +73,8 @@ ACCEPTED = {
     "data.features.<name>": _rename_feature,
     "model.params.criterion": lambda d, v: _set(d, ("model", "params", "criterion"), v),
     "registry.tracking_uri": lambda d, v: _set(d, ("registry", "tracking_uri"), v),
+    "model.estimator": lambda d, v: _set(d, ("model", "estimator"), v),
+    "monitoring.drift.features": lambda d, v: _set(d, ("monitoring", "drift", "features"), [v]),
     "triggers.git.repo": lambda d, v: _set(d, ("triggers", "git", "repo"), v),
     "triggers.git.branch": lambda d, v: _set(d, ("triggers", "git", "branch"), v),
 }
@@ -80,6 +82,12 @@ ACCEPTED = {
 REJECTED = {
     "metadata.labels.team": (lambda d, v: _set(d, ("metadata", "labels", "team"), v),
                              tekton.BAD_LABEL),
+    "metadata.labels.<key>": (lambda d, v: _set(d, ("metadata", "labels"), {v: "x"}),
+                              tekton.BAD_LABEL),
+    "model.resources.tolerations": (
+        lambda d, v: _set(d, ("model", "resources", "tolerations"),
+                          [{"key": "pool", "operator": "Equal", "value": v}]),
+        tekton.BAD_LABEL),
     "model.resources.node_selector": (
         lambda d, v: _set(d, ("model", "resources", "node_selector"), {"pool": v}),
         tekton.BAD_LABEL),
