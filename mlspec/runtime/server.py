@@ -20,7 +20,14 @@ from collections import OrderedDict
 from typing import Any
 from urllib.parse import unquote
 
+import numpy as np
+
 from mlspec import contract
+from mlspec.runtime.serving_codec import BadRequest, decode_v1, decode_v2, encode_outputs
+from mlspec.runtime.serving_feedback import Feedback
+from mlspec.runtime.serving_http import TEXT
+from mlspec.runtime.serving_metrics import Metrics
+from mlspec.runtime.serving_model import to_frame
 
 DEFAULT_MAX_BODY = 8 * 1024 * 1024
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
@@ -67,9 +74,6 @@ class ModelServer:
     def __init__(self, model: Any, *, drift_method: str = "psi", drift_window: int = 1000,
                  drift_features: list[str] | None = None, feedback_window: int = 10000,
                  remember: int = 10000, max_batch_rows: int = 8192) -> None:
-        from mlspec.runtime.serving_feedback import Feedback
-        from mlspec.runtime.serving_metrics import Metrics
-
         self.model = model
         self.metrics = Metrics(model.name, model.version)
         self.feedback = Feedback(model.classifier, feedback_window)
@@ -168,8 +172,6 @@ class ModelServer:
 
     # --- inference ---------------------------------------------------------------------------
     def _infer(self, req: Any, kind: str) -> None:
-        from mlspec.runtime.serving_codec import BadRequest, decode_v1, decode_v2
-
         try:
             body = _loads(req.body)
         except _JSON_ERRORS as exc:
@@ -200,8 +202,6 @@ class ModelServer:
         self.metrics.observe(status, time.perf_counter() - req.started)
 
     def _run_batch(self) -> None:
-        import numpy as np
-
         jobs, self.queue, self.scheduled = self.queue, [], False
         rows = jobs[0].rows if len(jobs) == 1 else np.concatenate([j.rows for j in jobs])
         try:
@@ -232,10 +232,6 @@ class ModelServer:
         self._answer(job, predictions)
 
     def _predict(self, rows: Any) -> Any:
-        import numpy as np
-
-        from mlspec.runtime.serving_model import to_frame
-
         model = self.model
         x = rows if model.takes_ndarray else to_frame(model, rows)
         return np.asarray(model.predict(x))
@@ -247,8 +243,6 @@ class ModelServer:
             self.metrics.count_values(len(predictions))
 
     def _answer(self, job: Job, predictions: Any) -> None:
-        from mlspec.runtime.serving_codec import encode_outputs
-
         model = self.model
         request_id = job.request_id or f"{self.id_prefix}-{next(self.ids)}"
         if self.remember:
@@ -267,24 +261,15 @@ class ModelServer:
         self.metrics.observe(200, time.perf_counter() - job.request.started)
 
     def _proba(self, rows: Any) -> dict:
-        import numpy as np
-
-        from mlspec.runtime.serving_codec import encode_outputs
-        from mlspec.runtime.serving_model import to_frame
-
         x = rows if self.model.takes_ndarray else to_frame(self.model, rows)
         return encode_outputs(np.asarray(self.model.extra["predict_proba"](x), dtype=np.float64),
                               "FP64", "predict_proba")
 
     # --- metrics and feedback ----------------------------------------------------------------
     def _metrics(self, req: Any) -> None:
-        from mlspec.runtime.serving_http import TEXT
-
         req.reply(200, self.metrics.render().encode(), TEXT)
 
     def _feedback(self, req: Any) -> None:
-        from mlspec.runtime.serving_codec import BadRequest
-
         try:
             body = _loads(req.body)
         except _JSON_ERRORS as exc:
@@ -302,8 +287,6 @@ class ModelServer:
 
     def _feedback_pairs(self, body: Any) -> tuple[list, list]:
         """Predictions and ground-truth labels from a feedback body (see docs/serving.md)."""
-        from mlspec.runtime.serving_codec import BadRequest, decode_v1
-
         if not isinstance(body, dict):
             raise BadRequest("feedback must be a JSON object with 'labels' and 'ids' or "
                              "'instances'")
