@@ -88,9 +88,10 @@ def test_explain() -> None:
     assert unknown.returncode == 2 and "unknown code" in unknown.stderr
 
 
-def test_validate_imports_nothing_heavy() -> None:
+@pytest.mark.parametrize("entry", ["mlspec._entry", "mlspec.cli"])
+def test_validate_imports_nothing_heavy(entry: str) -> None:
     cmd = [sys.executable, "-X", "importtime", "-c",
-           "import sys; from mlspec.cli import main; sys.argv = ['mlspec', 'validate', '-f', "
+           f"import sys; from {entry} import main; sys.argv = ['mlspec', 'validate', '-f', "
            f"'json', {str(EXAMPLES[0])!r}]; main()"]
     result = subprocess.run(cmd, capture_output=True, text=True, cwd=REPO)
     assert result.returncode == 0, result.stderr[-2000:]
@@ -98,3 +99,36 @@ def test_validate_imports_nothing_heavy() -> None:
                for line in result.stderr.splitlines() if line.startswith("import time:")}
     assert modules and not modules & set(HEAVY), modules & set(HEAVY)
     assert "jsonschema" not in modules and "rich" not in modules  # json output needs neither
+    if entry == "mlspec._entry":  # the console script's fast path skips the CLI framework
+        assert "typer" not in modules
+
+
+@pytest.mark.parametrize("args", [
+    ["-f", "json", "{iris}"],
+    ["{iris}", "--format=sarif"],
+    ["--strict", "-p", "dev", "{iris}", "{bad}"],
+    ["--format", "github", "--profile=prod", "{bad}"],
+    ["-", "--format", "json"],
+])
+def test_fast_path_matches_the_typer_cli(tmp_path: Path, args: list[str]) -> None:
+    """The console script's fast path gives the same output and exit code as typer's command."""
+    bad = tmp_path / "bad.yaml"
+    bad.write_bytes(EXAMPLES[-1].read_bytes().replace(b"max_depth", b"max_dept"))
+    iris = next(e for e in EXAMPLES if e.parent.name == "iris")
+    argv = [a.format(iris=iris, bad=bad) for a in args]
+    stdin = iris.read_bytes() if "-" in argv else None
+    fast = mlspec("validate", *argv, stdin=stdin)
+    typer_cmd = [sys.executable, "-c", "import sys; from mlspec.cli import main; "
+                 "sys.argv = ['mlspec', *sys.argv[1:]]; main()", "validate", *argv]
+    slow = subprocess.run(typer_cmd, input=stdin.decode() if stdin else None,
+                          capture_output=True, text=True, cwd=REPO, timeout=60)
+    assert (fast.returncode, fast.stdout) == (slow.returncode, slow.stdout)
+
+
+def test_fast_path_leaves_help_and_mistakes_to_typer() -> None:
+    help_text = mlspec("validate", "--help")
+    assert help_text.returncode == 0 and "--strict" in help_text.stdout
+    for args in (["--format", "xml", str(EXAMPLES[0])], ["--stric", str(EXAMPLES[0])], []):
+        result = mlspec("validate", *args)
+        assert result.returncode == 2 and "Traceback" not in result.stderr
+        assert "Usage" in result.stderr or "Usage" in result.stdout

@@ -47,6 +47,7 @@ def test_installed_package_is_self_contained(installed: Path, tmp_path: Path) ->
     assert where.stdout.strip().startswith(str(installed)), where.stdout
     assert (installed / "mlspec" / "_templates" / "init" / "torch.yaml.j2").is_file()
     assert (installed / "mlspec" / "_schemas" / "mlproject.schema.json").is_file()
+    assert "mlspec._entry" in (installed / "bin" / "mlspec").read_text()  # the console script
 
     schema = _run(installed, "schema", cwd=tmp_path)
     assert schema.returncode == 0, schema.stderr
