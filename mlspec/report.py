@@ -14,7 +14,6 @@ import sys
 import typing
 from collections.abc import Iterable
 from typing import Any, TextIO
-from urllib.parse import quote
 
 from mlspec.errors import Diagnostic, Severity, UsageError, did_you_mean
 from mlspec.lint import FileResult, check_file
@@ -204,6 +203,8 @@ def _artifact_uri(path: str) -> str:
         from pathlib import Path
 
         return Path(path).as_uri()
+    from urllib.parse import quote
+
     return quote(path.replace(os.sep, "/"))
 
 
