@@ -69,6 +69,14 @@ def render(project: Project, graph: PipelineGraph) -> list[OutputFile]:
             for name, docs in STRATEGIES[strategy](project)]
 
 
+def inference_service_names(project: Project) -> list[str]:
+    """Names of every InferenceService the serving target writes for ``project`` (e.g. for a
+    ServiceMonitor selecting ``serving.kserve.io/inferenceservice In [...]``)."""
+    return sorted(doc["metadata"]["name"]
+                  for _, docs in STRATEGIES[resolve_strategy(project)](project)
+                  for doc in docs if doc["kind"] == "InferenceService")
+
+
 def resolve_strategy(project: Project) -> str:
     """The rollout strategy; ``auto`` is decided from the change against the previous spec.
 

@@ -243,3 +243,12 @@ def test_auto_with_unreadable_previous_is_a_usage_error(monkeypatch: pytest.Monk
     monkeypatch.setenv(serving.PREVIOUS_SPEC_ENV, str(tmp_path / "missing.yaml"))
     with pytest.raises(UsageError, match="MLSPEC_PREVIOUS_SPEC.*cannot read"):
         serving.resolve_strategy(project_from(iris_data(strategy="auto")))
+
+
+def test_inference_service_names() -> None:
+    names = {s: serving.inference_service_names(project_from(iris_data(strategy=s)))
+             for s in STRATEGIES}
+    assert names == {"ab": ["iris-classifier", "iris-classifier-candidate"],
+                     "blue-green": ["iris-classifier-blue", "iris-classifier-green"],
+                     "canary": ["iris-classifier"],
+                     "shadow": ["iris-classifier", "iris-classifier-shadow"]}
