@@ -108,11 +108,12 @@ def run_command(spec: str, profile: str | None, workdir: str | None) -> int:
 def local_arguments(project) -> dict[str, str]:
     """Pipeline arguments for a local run: relative local paths made absolute (see module doc)."""
     from mlspec.graph import resolved_spec
+    from mlspec.targets.kfp import spec_parameter
 
     spec = resolved_spec(project)
     spec["registry"]["tracking_uri"] = absolute_tracking_uri(spec["registry"]["tracking_uri"])
     spec["data"]["source"]["uri"] = absolute_data_uri(spec["data"]["source"]["uri"])
-    return {"spec": json.dumps(spec, sort_keys=True, separators=(",", ":")),
+    return {"spec": spec_parameter(spec),
             "data_uri": spec["data"]["source"]["uri"]}
 
 

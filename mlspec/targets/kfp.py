@@ -55,7 +55,7 @@ def _mlspec_step(step: str, spec: str, inputs: dict, outputs: dict, values: list
     if data_uri:
         resolved = json.loads(spec)
         resolved["data"]["source"]["uri"] = data_uri
-        spec = json.dumps(resolved, sort_keys=True, separators=(",", ":"))
+        spec = json.dumps(resolved, separators=(",", ":"))  # keep the spec's order
     scratch = tempfile.mkdtemp(prefix="mlspec-values-")
     paths = {**outputs, **{name: os.path.join(scratch, name) for name in values}}
     argv = [sys.executable, "-m", "mlspec.runtime", step, "--spec", spec]
@@ -82,9 +82,19 @@ def render(project: Project, graph: PipelineGraph) -> list[OutputFile]:
     problems = check(graph)
     if problems:
         raise SpecError(problems)
-    spec_json = json.dumps(resolved_spec(project), sort_keys=True, separators=(",", ":"))
+    spec_json = spec_parameter(resolved_spec(project))
     pipeline_func = _pipeline_function(graph, spec_json)
     return [OutputFile(OUTPUT_PATH, _compile(pipeline_func))]
+
+
+def spec_parameter(resolved: dict[str, Any]) -> str:
+    """The resolved spec as the ``spec`` parameter: compact JSON in the spec's own key order.
+
+    Not ``sort_keys``: the order of ``data.features`` is the model's input column order, so
+    sorting would train a different model than the runtime run directly (or Tekton). The order
+    is still deterministic: pydantic's field order, then the YAML file's order.
+    """
+    return json.dumps(resolved, separators=(",", ":"))
 
 
 def check(graph: PipelineGraph) -> list[Diagnostic]:

@@ -96,7 +96,10 @@ def test_ir_follows_the_graph(spec: Path, profile: str | None) -> None:
         assert set(outputs.get("artifacts", {})) == {a.name for a in step.outputs
                                                     if a.kind != "value"}
     defaults = root["inputDefinitions"]["parameters"]
-    assert json.loads(defaults["spec"]["defaultValue"]) == resolved_spec(project)
+    spec_default = json.loads(defaults["spec"]["defaultValue"])
+    assert spec_default == resolved_spec(project)
+    # Key order matters: data.features is the model's input column order.
+    assert list(spec_default["data"]["features"]) == list(project.data.features)
     assert defaults["data_uri"]["defaultValue"] == graph.data_uri
 
 
