@@ -203,6 +203,14 @@ class ModelServer:
 
     def _run_batch(self) -> None:
         jobs, self.queue, self.scheduled = self.queue, [], False
+        try:
+            self._batch(jobs)
+        except Exception as exc:  # noqa: BLE001 - a bug: answer, never leave a client hanging
+            for job in jobs:
+                if job.request.slot[0] is None:
+                    job.request.reply(500, error_body(f"internal error: {type(exc).__name__}"))
+
+    def _batch(self, jobs: list[Job]) -> None:
         rows = jobs[0].rows if len(jobs) == 1 else np.concatenate([j.rows for j in jobs])
         try:
             predictions = self._predict(rows)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 from pathlib import Path
 
@@ -168,3 +169,33 @@ def test_idle_connections_are_swept() -> None:
         assert idle.transport.closed and not busy.transport.closed and not fresh.transport.closed
     finally:
         serving_http.CONNECTIONS.difference_update({busy, idle, fresh})
+
+
+class FakeRequest:
+    def __init__(self) -> None:
+        self.slot = [None, False]
+        self.started = 0.0
+        self.answers: list[tuple[int, bytes]] = []
+
+    def reply(self, status: int, body: bytes, content_type: bytes = b"") -> None:
+        self.slot[0] = body
+        self.answers.append((status, body))
+
+
+def test_batch_answers_each_request_and_never_hangs() -> None:
+    from mlspec.runtime.server import Job, ModelServer
+
+    m = model()
+    m.predict, m.takes_ndarray = (lambda rows: rows[:, 0].astype(int)), True
+    server = ModelServer(m)
+    reqs = [FakeRequest() for _ in range(3)]
+    server.queue = [Job(r, np.array([[i, 0.0, 0.0]] * (i + 1)), None, False, "v1")
+                    for i, r in enumerate(reqs)]
+    server._run_batch()
+    assert [r.answers[0][0] for r in reqs] == [200, 200, 200]
+    assert [len(json.loads(r.answers[0][1])["predictions"]) for r in reqs] == [1, 2, 3]
+    m.predict = lambda rows: rows[:, 0].astype(complex)  # a bug: the answer cannot be encoded
+    broken = FakeRequest()
+    server.queue = [Job(broken, np.zeros((1, 3)), None, False, "v1")]
+    server._run_batch()
+    assert broken.answers and broken.answers[0][0] == 500
