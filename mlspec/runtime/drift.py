@@ -147,44 +147,175 @@ def binned_counts(ordered_row: np.ndarray, count: int, edges: np.ndarray) -> np.
 def ks_wasserstein(ref_sorted: np.ndarray, n1: np.ndarray, cur_sorted: np.ndarray,
                    n2: np.ndarray, want_ks: bool = True, want_w: bool = True
                    ) -> tuple[np.ndarray, np.ndarray]:
-    """KS statistic D and 1-Wasserstein distance of each row pair, from sorted rows.
+    """KS statistic D and 1-Wasserstein distance of each row pair, from sorted rows (row j has
+    ``n1[j]``/``n2[j]`` valid values first, NaN after). NaN where a side is empty."""
+    import numpy as np
 
-    The two sorted rows are merged by a stable sort of their concatenation (two runs: linear
-    time); ``c1`` counts reference values up to each merged position, so the ECDF difference
-    there is ``|c1 * n2 - c2 * n1| / (n1 * n2)`` in exact integers. D is its maximum at the last
-    position of each run of equal values (scipy's ``searchsorted(side="right")``); Wasserstein
-    integrates it over the gaps between merged values (``scipy.stats.wasserstein_distance``).
+    k = ref_sorted.shape[0]
+    ks = np.full(k, np.nan)
+    wd = np.full(k, np.nan)
+    if want_ks:
+        for j in range(k):  # per feature; the work inside is vectorised
+            if n1[j] and n2[j]:
+                ks[j] = ks_sorted(ref_sorted[j, :n1[j]], cur_sorted[j, :n2[j]])
+    if want_w:
+        wd = _wasserstein_sorted(ref_sorted, n1, cur_sorted, n2)
+    empty = (n1 == 0) | (n2 == 0)
+    ks[empty], wd[empty] = np.nan, np.nan
+    return ks, wd
+
+
+MERGE_BLOCK = 1 << 21  # elements per merge block: a few MB per temporary
+KS_GRID = 1024  # first-round grid points per sample for the bounded KS search
+KS_ROUNDS = 3  # grid refinements before merging what is left
+KS_MERGE_MAX = 20_000  # merge the remaining gaps once they hold this few values
+
+
+def ks_sorted(r: np.ndarray, c: np.ndarray) -> float:
+    """Two-sample KS statistic D of two sorted samples (no NaN), exactly as scipy's ks_2samp.
+
+    D is the largest ``|F1(x) - F2(x)|`` over sample points x. Grid points (sample values)
+    split the line into gaps: at grid points both ECDFs come from binary searches; inside a gap
+    each ECDF lies between its values at the two ends, which bounds the difference there.
+    Gaps whose bound beats the best grid value get a finer grid (a few rounds), and the few
+    gaps left are merged exactly. The cost after sorting is O(grid x log n).
     """
+    import numpy as np
+
+    n1, n2 = r.size, c.size
+    if n1 + n2 <= 8 * KS_GRID:
+        return float(_ks_block(r[None, :], np.array([n1]), c[None, :], np.array([n2]))[0])
+    points = np.unique(np.concatenate([r[np.linspace(0, n1 - 1, KS_GRID).astype(np.int64)],
+                                       c[np.linspace(0, n2 - 1, KS_GRID).astype(np.int64)]]))
+    best = 0
+    for round_ in range(KS_ROUNDS):
+        # Counts <= g (right) and < g (left) of each sample at each grid point.
+        r_le, r_lt = np.searchsorted(r, points, "right"), np.searchsorted(r, points, "left")
+        c_le, c_lt = np.searchsorted(c, points, "right"), np.searchsorted(c, points, "left")
+        best = max(best, int(np.abs(r_le * n2 - c_le * n1).max()))
+        # Inside (g_k, g_k+1) the counts run from *_le[k] to *_lt[k + 1].
+        upper = np.maximum(r_lt[1:] * n2 - c_le[:-1] * n1, c_lt[1:] * n1 - r_le[:-1] * n2)
+        todo = np.flatnonzero(upper > best)
+        lo1, hi1, lo2, hi2 = r_le[todo], r_lt[todo + 1], c_le[todo], c_lt[todo + 1]
+        inside = int((hi1 - lo1).sum() + (hi2 - lo2).sum())
+        if inside == 0:
+            break
+        if inside <= KS_MERGE_MAX or round_ == KS_ROUNDS - 1:
+            best = max(best, _ks_intervals(r, c, lo1, hi1, lo2, hi2))
+            break
+        points = np.unique(np.concatenate([points, r[_spread(lo1, hi1)], c[_spread(lo2, hi2)]]))
+    return best / (n1 * n2)
+
+
+def _spread(lo: np.ndarray, hi: np.ndarray, per_gap: int = 32) -> np.ndarray:
+    """Up to ``per_gap`` evenly spaced indices in each non-empty range [lo, hi)."""
+    import numpy as np
+
+    keep = hi > lo
+    lo, length = lo[keep], (hi - lo)[keep]
+    steps = np.tile(np.arange(per_gap, dtype=np.int64), lo.size)
+    return np.repeat(lo, per_gap) + steps * np.repeat(length, per_gap) // per_gap
+
+
+def _ks_intervals(r, c, lo1, hi1, lo2, hi2) -> int:
+    """max |c1 * n2 - c2 * n1| at the last position of each run of equal values, over the
+    elements strictly inside the given disjoint grid intervals (in increasing order): their
+    slices are gathered, merged once, and counted from each interval's base counts."""
+    import numpy as np
+
+    n1, n2 = r.size, c.size
+    len1, len2 = hi1 - lo1, hi2 - lo2
+    idx1, idx2 = _ranges(lo1, len1), _ranges(lo2, len2)
+    if idx1.size + idx2.size == 0:
+        return 0
+    # The intervals are disjoint and ordered, so the gathered slices are sorted and one stable
+    # merge interleaves them exactly as a merge of the whole samples would.
+    merged = np.concatenate([r[idx1], c[idx2]])
+    order = np.argsort(merged, kind="stable")
+    values = merged[order]
+    from_r = order < idx1.size
+    # An element's own sample count is its index + 1; the other sample's count is that
+    # sample's count below the interval plus what the merge has seen of it in the interval.
+    own = np.concatenate([idx1, idx2])[order] + 1
+    interval = np.concatenate([np.repeat(np.arange(len1.size), len1),
+                               np.repeat(np.arange(len2.size), len2)])[order]
+    seen1 = np.cumsum(from_r)
+    seen2 = np.arange(1, merged.size + 1) - seen1
+    start1 = np.concatenate(([0], np.cumsum(len1)))[interval]
+    start2 = np.concatenate(([0], np.cumsum(len2)))[interval]
+    count1 = np.where(from_r, own, lo1[interval] + seen1 - start1)
+    count2 = np.where(from_r, lo2[interval] + seen2 - start2, own)
+    last = np.empty(merged.size, dtype=bool)
+    np.not_equal(values[1:], values[:-1], out=last[:-1])
+    last[-1] = True
+    return int(np.abs(count1 * n2 - count2 * n1)[last].max())
+
+
+def _ranges(starts, lengths):
+    """Concatenated ``arange(start, start + length)`` of each pair, without a Python loop."""
+    import numpy as np
+
+    total = int(lengths.sum())
+    if total == 0:
+        return np.empty(0, dtype=np.int64)
+    offsets = np.repeat(starts - np.concatenate(([0], np.cumsum(lengths)[:-1])), lengths)
+    return np.arange(total, dtype=np.int64) + offsets
+
+
+def _ks_block(ref_sorted, n1, cur_sorted, n2) -> np.ndarray:
+    """D for a block of rows: merge the two sorted rows with a stable sort of their
+    concatenation (two runs: linear time). ``c1`` counts reference values up to each merged
+    position, so the ECDF difference there is ``|c1 * n2 - c2 * n1| / (n1 * n2)`` in exact
+    integers; D is its maximum at the last position of each run of equal values (scipy's
+    ``searchsorted(side="right")``)."""
     import numpy as np
 
     k, len1 = ref_sorted.shape
     merged = np.concatenate([ref_sorted, cur_sorted], axis=1)
+    width = merged.shape[1]
     order = np.argsort(merged, axis=1, kind="stable")
-    values = np.take_along_axis(merged, order, axis=1)
-    del merged
     c1 = np.cumsum(order < len1, axis=1, dtype=np.int64)
-    del order
+    # A flat gather is several times cheaper than take_along_axis.
+    order += (np.arange(k, dtype=np.int64) * width)[:, None]
+    values = np.take(merged.ravel(), order)
+    del order, merged
     total = n1 + n2
-    position = np.arange(1, values.shape[1] + 1, dtype=np.int64)
-    # |c1/n1 - c2/n2| * n1 * n2 with c2 = position - c1.
-    diff = np.abs(c1 * total[:, None] - position[None, :] * n1[:, None])
-    del c1
-    scale = (n1 * n2).astype(np.float64)
-    ks = np.full(k, np.nan)
-    wd = np.full(k, np.nan)
-    valid = position[None, :] <= total[:, None]  # NaN tails sit beyond n1 + n2
-    if want_ks:
-        last = np.ones_like(valid)
-        last[:, :-1] = values[:, 1:] != values[:, :-1]
-        last[np.arange(k), np.maximum(total - 1, 0)] = True  # the last valid value ends its run
-        ks = np.where(last & valid, diff, 0).max(axis=1) / scale
-    if want_w:
-        gaps = np.diff(values, axis=1)
-        gaps[~valid[:, 1:]] = 0.0
-        wd = (diff[:, :-1] * gaps).sum(axis=1) / scale
-    empty = (n1 == 0) | (n2 == 0)
-    ks[empty], wd[empty] = np.nan, np.nan
-    return ks, wd
+    # (c1/n1 - c2/n2) * n1 * n2 with c2 = position - c1, in exact integers, in place.
+    c1 *= total[:, None]
+    c1 -= np.arange(1, width + 1, dtype=np.int64)[None, :] * n1[:, None]
+    last = np.empty(values.shape, dtype=bool)
+    np.not_equal(values[:, 1:], values[:, :-1], out=last[:, :-1])
+    last[:, -1] = True
+    if (total < width).any():  # NaN tails sit beyond n1 + n2
+        last[:, :] &= np.arange(1, width + 1)[None, :] <= total[:, None]
+        last[np.arange(k), np.maximum(total - 1, 0)] = True  # the last valid value ends a run
+    high = np.max(c1, axis=1, where=last, initial=0)
+    low = np.min(c1, axis=1, where=last, initial=0)
+    return np.maximum(high, -low) / (n1 * n2).astype(np.float64)
+
+
+def _wasserstein_sorted(ref_sorted, n1, cur_sorted, n2) -> np.ndarray:
+    """1-Wasserstein distance per row as ``scipy.stats.wasserstein_distance``, in its quantile
+    form: the integral of |Q1(u) - Q2(u)| over u. On the merged grid {i/n1} U {j/n2} both
+    quantile functions are constant between breakpoints, so the grid depends only on (n1, n2)
+    and is built once per pair; equal sizes reduce to mean(|sorted1 - sorted2|)."""
+    import numpy as np
+
+    out = np.full(len(n1), np.nan)
+    pairs = {(int(a), int(b)) for a, b in zip(n1, n2, strict=True) if a and b}
+    for a, b in sorted(pairs):
+        rows = np.flatnonzero((n1 == a) & (n2 == b))
+        r, c = ref_sorted[rows, :a], cur_sorted[rows, :b]
+        if a == b:
+            out[rows] = np.abs(r - c).mean(axis=1)
+            continue
+        t = np.union1d(np.arange(1, a + 1, dtype=np.int64) * b,
+                       np.arange(1, b + 1, dtype=np.int64) * a)  # u * a * b, integers
+        weights = np.diff(t, prepend=0) / (a * b)
+        qa = -(-t // b) - 1  # ceil(u * a) - 1
+        qb = -(-t // a) - 1
+        out[rows] = (np.abs(r[:, qa] - c[:, qb]) * weights).sum(axis=1)
+    return out
 
 
 def ks_p_values(d: np.ndarray, n1: np.ndarray, n2: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -196,13 +327,42 @@ def ks_p_values(d: np.ndarray, n1: np.ndarray, n2: np.ndarray) -> tuple[np.ndarr
     d = d.copy()
     p = np.full(d.shape, np.nan)
     big = (np.maximum(n1, n2) > EXACT_KS_MAX_N) & ~np.isnan(d)
-    if big.any():
-        m = np.maximum(n1[big], n2[big]).astype(float)
-        n = np.minimum(n1[big], n2[big]).astype(float)
-        p[big] = distributions.kstwo.sf(d[big], np.round(m * n / (m + n)))
+    for j in np.flatnonzero(big):
+        m, n = float(max(n1[j], n2[j])), float(min(n1[j], n2[j]))
+        p[j] = kolmogorov_sf(float(d[j]), int(np.round(m * n / (m + n))))
     for j in np.flatnonzero(~big & ~np.isnan(d)):  # small samples only: exact is cheap there
         d[j], p[j] = _exact_ks(int(n1[j]), int(n2[j]), float(d[j]))
     return d, np.clip(p, 0, 1)
+
+
+def kolmogorov_sf(x: float, n: int) -> float:
+    """``scipy.stats.kstwo.sf(x, n)``, faster where scipy sums Smirnov's series term by term.
+
+    scipy (Simard & L'Ecuyer) answers ``2 * smirnov(n, x)`` when n > 140 and
+    2.2 <= n x^2 < 370; ``scipy.special.smirnov`` loops over ~n terms (80 ms at n = 1e5). The
+    same series summed in log space with numpy agrees to ~1e-10 relative (tested) in a tenth of
+    the time. Every other case goes to scipy, where it is cheap.
+    """
+    from scipy.stats import distributions
+
+    t = n * x
+    if n > 140 and 1.0 < t < n - 1 and x < 0.5 and 2.2 <= t * x < 370.0:
+        return min(max(2.0 * smirnov_sf(n, x), 0.0), 1.0)
+    return float(distributions.kstwo.sf(x, n))
+
+
+def smirnov_sf(n: int, d: float) -> float:
+    """P(D+_n >= d), Smirnov's exact one-sided series:
+    d * sum_j C(n, j) (d + j/n)^(j-1) (1 - d - j/n)^(n-j), for j = 0 .. floor(n (1 - d))."""
+    import numpy as np
+    from scipy.special import gammaln, logsumexp
+
+    j = np.arange(0, int(np.floor(n * (1 - d))) + 1, dtype=np.float64)
+    x = d + j / n
+    with np.errstate(divide="ignore"):
+        log_terms = (gammaln(n + 1) - gammaln(j + 1) - gammaln(n - j + 1)
+                     + (j - 1) * np.log(x) + (n - j) * np.log1p(-x))
+    return float(d * np.exp(logsumexp(log_terms)))
 
 
 def _exact_ks(n1: int, n2: int, d: float) -> tuple[float, float]:
@@ -450,20 +610,25 @@ def _hist_sorted(values: np.ndarray, edges: np.ndarray) -> list[int]:
 
 
 def _categorical_counts_pair(ref_col, cur_col) -> tuple[list[str], np.ndarray, np.ndarray]:
-    """(labels, reference counts, current counts) over the union of observed values."""
+    """(labels, reference counts, current counts) over the union of observed values, keyed by
+    ``str(value)``. Each side is hashed once (``pd.factorize``); only the few distinct values
+    are matched across sides."""
     import numpy as np
     import pandas as pd
 
-    ref = pd.Series(ref_col).dropna().to_numpy()
-    cur = pd.Series(cur_col).dropna().to_numpy()
-    codes, uniques = pd.factorize(np.concatenate([ref.astype(object), cur.astype(object)]),
-                                  sort=False)
-    k = len(uniques)
-    ref_counts = np.bincount(codes[:len(ref)], minlength=k)
-    cur_counts = np.bincount(codes[len(ref):], minlength=k)
-    labels = [str(u) for u in uniques]
-    order = np.argsort(labels, kind="stable")
-    return [labels[i] for i in order], ref_counts[order], cur_counts[order]
+    sides = []
+    for column in (ref_col, cur_col):
+        codes, uniques = pd.factorize(pd.Series(column, copy=False))  # missing -> -1
+        counts = np.bincount(codes + 1, minlength=len(uniques) + 1)[1:]
+        sides.append(([str(u) for u in uniques], counts))
+    labels = sorted(set(sides[0][0]) | set(sides[1][0]))
+    index = {label: i for i, label in enumerate(labels)}
+    out = []
+    for names, counts in sides:
+        full = np.zeros(len(labels), dtype=np.int64)
+        np.add.at(full, np.array([index[n] for n in names], dtype=np.int64), counts)
+        out.append(full)
+    return labels, out[0], out[1]
 
 
 def _categorical(names, triples, method, threshold, charts) -> dict[str, FeatureDrift]:

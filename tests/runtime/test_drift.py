@@ -23,7 +23,8 @@ def _close(a, b):
     return abs(a - b) <= REL * max(abs(b), 1e-300)
 
 
-@pytest.mark.parametrize("n1, n2", [(150, 120), (40, 40), (3000, 5000), (20000, 12000)])
+@pytest.mark.parametrize("n1, n2", [(150, 120), (40, 40), (3000, 5000), (20000, 12000),
+                                    (120_000, 90_000)])
 def test_ks_and_wasserstein_equal_scipy(n1, n2):
     rng = np.random.default_rng(n1 + n2)
     ref = rng.normal(size=(4, n1))
@@ -210,3 +211,11 @@ def test_mlspec_drift_with_spec_and_model_folder(iris_run, tmp_path):
     assert doc["method"] == "ks" and doc["threshold"] == 0.3
     assert [(f["name"], f["drifted"]) for f in doc["features"]] == [
         ("petal_length", True), ("sepal_width", False)]
+
+
+def test_kolmogorov_sf_equals_scipy():
+    """The log-space Smirnov series (used where scipy loops over n terms) matches scipy."""
+    for n in (141, 1000, 7500, 100_000):
+        for x in (0.004, 0.01, 0.03, 0.05, 0.1, 0.2, 0.45, 0.6):
+            assert _close(D.kolmogorov_sf(x, n), stats.kstwo.sf(x, n)) or \
+                abs(D.kolmogorov_sf(x, n) - stats.kstwo.sf(x, n)) < 1e-300, (n, x)
