@@ -242,11 +242,6 @@ def test_the_tekton_pipeline_matches_the_runtime_run_directly(dry_run: DryRun,
         direct["register.registration"].read_text())["version"]
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "the kfp target serialises the spec with sort_keys=True, which reorders data.features "
-    "(the model's input columns), so `mlspec run` trains a different forest than the runtime "
-    "run directly and Tekton (iris accuracy 0.9 vs 0.933); strict: it fails loudly once kfp "
-    "keeps the order, and this marker must then go"))
 def test_the_tekton_pipeline_matches_mlspec_run(dry_run: DryRun, tmp_path: Path) -> None:
     spec = tmp_path / "mlproject.yaml"
     spec.write_text(yaml.safe_dump(iris_data(), sort_keys=False), encoding="utf-8")
