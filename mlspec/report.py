@@ -39,7 +39,7 @@ def validate_files(paths: list[str], fmt: str = "text", strict: bool = False,
         raise UsageError("give at least one spec file")
     if fmt not in FORMATS:
         raise UsageError(f"unknown format '{fmt}' (formats: {', '.join(FORMATS)})")
-    results = [check_file(path, profile) for path in paths]
+    results = [_check_safely(path, profile) for path in paths]
     stream = out or sys.stdout
     RENDERERS[fmt](results, strict, stream)
     if any(r.unreadable for r in results):
@@ -47,6 +47,18 @@ def validate_files(paths: list[str], fmt: str = "text", strict: bool = False,
     if any(not _passes(r, strict) for r in results):
         return EXIT_INVALID
     return EXIT_OK
+
+
+def _check_safely(path: str, profile: str | None) -> FileResult:
+    """check_file, with a bug in mlspec reported as a diagnostic (MLS299), never a traceback."""
+    try:
+        return check_file(path, profile)
+    except UsageError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - the fuzz tests assert this never happens
+        message = f"internal error while checking this file: {type(exc).__name__}: {exc}"
+        return FileResult(path, [Diagnostic("MLS299", Severity.ERROR, message[:500], "", 1, 1,
+                                            "please report it with the spec", path)])
 
 
 def _passes(result: FileResult, strict: bool) -> bool:

@@ -156,3 +156,16 @@ def test_sarif_absolute_paths_are_file_uris(specs: dict[str, str]) -> None:
     assert uri["uri"] == Path(specs["invalid"]).as_uri()
     schema = json.loads((GOLDEN / "sarif-schema-2.1.0.json").read_text(encoding="utf-8"))
     jsonschema.Draft4Validator(schema).validate(log)
+
+
+def test_a_bug_is_a_diagnostic_not_a_traceback(specs: dict[str, str], monkeypatch) -> None:
+    import mlspec.report
+
+    def broken(path: str, profile: str | None):
+        raise RecursionError("boom")
+
+    monkeypatch.setattr(mlspec.report, "check_file", broken)
+    code, text = _run([specs["valid"]], "json")
+    assert code == 1
+    (d,) = json.loads(text)["files"][0]["diagnostics"]
+    assert d["code"] == "MLS299" and "RecursionError: boom" in d["message"] and d["line"] == 1

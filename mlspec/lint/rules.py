@@ -105,8 +105,8 @@ BUILTIN_CODES: dict[str, tuple[str, str]] = {
                "metric, drift method, rollout strategy …)."),
     "MLS105": ("out-of-range", "A number or length is outside its allowed range (split.test "
                "between 0 and 1, name at most 40 characters …)."),
-    "MLS299": ("internal-error", "A lint rule failed on this spec: a bug in mlspec. The other "
-               "rules still ran; please report it with the spec."),
+    "MLS299": ("internal-error", "mlspec failed while checking this spec (a bug in a lint rule or "
+               "the reader); the other rules still ran. Please report it with the spec."),
 }
 
 
