@@ -75,9 +75,10 @@ def submit_tekton(loaded, namespace: str | None = None, apply_definitions: bool 
     try:
         files = render(project, build_graph(project))
     except SpecError as exc:
-        from mlspec.output import print_diagnostics
+        from mlspec.output import positioned, print_diagnostics
 
-        print_diagnostics(exc.diagnostics, loaded.path)
+        lines = list(loaded.doc.lines) if loaded.doc is not None else []
+        print_diagnostics(positioned(exc.diagnostics, loaded), loaded.path, lines)
         return EXIT_FAILED
     namespace = namespace or project.namespace
     objects = objects_of([f.content for f in files], namespace)

@@ -314,3 +314,15 @@ def test_the_cli_submits(kube: FakeKube) -> None:
     assert done.returncode == 0, done.stdout + done.stderr
     (run_key,) = [k for k in kube.objects if k[1] == "pipelineruns"]
     assert done.stdout.strip() == run_key[2] and run_key[0] == "ci"
+
+
+def test_a_value_the_output_cannot_carry_submits_nothing(kube: FakeKube, tmp_path: Path,
+                                                        capsys: pytest.CaptureFixture) -> None:
+    spec = tmp_path / "mlproject.yaml"
+    spec.write_text(SPEC.read_text().replace("labels: {team: demo}",
+                                             'labels: {team: "data science"}'))
+    loaded = load_spec(str(spec))
+    assert submit_tekton(loaded, apply_definitions=True) == 1
+    err = capsys.readouterr().err
+    assert "MLS801" in err and "data science" in err and ":9:" in err
+    assert kube.calls == []
