@@ -63,6 +63,15 @@ def by_kind(files: dict[str, str], kind: str) -> list[dict[str, Any]]:
     return [d for d in docs(files) if d["kind"] == kind]
 
 
+def _leaves(node: Any, path: tuple = ()) -> dict[tuple, Any]:
+    if isinstance(node, dict):
+        return {k: v for key, value in node.items()
+                for k, v in _leaves(value, (*path, key)).items()}
+    if isinstance(node, list):
+        return {k: v for i, value in enumerate(node) for k, v in _leaves(value, (*path, i)).items()}
+    return {path: node}
+
+
 def write(files: dict[str, str], root: Path) -> Path:
     for path, content in files.items():
         target = root / path
@@ -162,6 +171,12 @@ def test_one_task_per_step_running_the_runtime_contract() -> None:
             assert f"{item.name}=$(workspaces.artifacts.path)/{file}" in ins
         # Every $(...) is a whole argument's value or path, never spliced into a command string.
         assert all(a.count("$(") <= 1 for a in args)
+    # In a Task, substitutions appear only in args and workingDir (never image, command, env).
+    for task in tasks.values():
+        places = {path[-2] if isinstance(path[-1], int) else path[-1]
+                  for path, value in _leaves(task).items()
+                  if isinstance(value, str) and "$(" in value}
+        assert places == {"args", "workingDir"}, places
 
 
 def test_every_step_is_restricted_and_has_resources() -> None:
