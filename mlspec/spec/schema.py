@@ -22,7 +22,21 @@ def build_schema() -> dict[str, Any]:
     schema = Project.model_json_schema(mode="validation")
     schema = {"$schema": "https://json-schema.org/draft/2020-12/schema", "$id": SCHEMA_ID, **schema}
     schema["title"] = "mlspec project (mlproject.yaml)"
+    _describe(schema)
     return schema
+
+
+def _describe(schema: dict[str, Any]) -> None:
+    """Give every property a description (editors show it on hover), from the models' own
+    ``Field(description=...)`` or else from :mod:`mlspec.spec.descriptions`."""
+    from mlspec.spec.descriptions import FIELD_DESCRIPTIONS
+
+    objects = [("Project", schema), *schema.get("$defs", {}).items()]
+    for name, node in objects:
+        for prop, sub in node.get("properties", {}).items():
+            text = FIELD_DESCRIPTIONS.get(f"{name}.{prop}")
+            if text and "description" not in sub:
+                sub["description"] = text
 
 
 def render_schema() -> str:
