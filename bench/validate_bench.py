@@ -11,6 +11,8 @@ positioned YAML reader, the pydantic models, every lint rule, and every profile 
 from __future__ import annotations
 
 import argparse
+import os
+import resource
 import shutil
 import statistics
 import subprocess
@@ -58,15 +60,23 @@ def make_specs(folder: Path, count: int) -> list[str]:
     return paths
 
 
-def median_wall(cmd: list[str], repeats: int) -> float:
-    times = []
+def median_times(cmd: list[str], repeats: int) -> tuple[float, float]:
+    """Median wall time and median CPU time (user + system) of ``repeats`` runs, after a warm-up.
+
+    CPU time is printed too because it hardly depends on what else the machine is doing.
+    """
+    subprocess.run(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    walls, cpus = [], []
     for _ in range(repeats):
+        before = resource.getrusage(resource.RUSAGE_CHILDREN)
         start = time.perf_counter()
         result = subprocess.run(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-        times.append(time.perf_counter() - start)
+        walls.append(time.perf_counter() - start)
+        after = resource.getrusage(resource.RUSAGE_CHILDREN)
+        cpus.append(after.ru_utime - before.ru_utime + after.ru_stime - before.ru_stime)
         if result.returncode != 0:
             sys.exit(f"{cmd[0]} failed ({result.returncode}): {result.stderr.decode()[-500:]}")
-    return statistics.median(times)
+    return statistics.median(walls), statistics.median(cpus)
 
 
 def main() -> None:
@@ -81,15 +91,19 @@ def main() -> None:
         specs = make_specs(Path(tmp), args.files)
         rows = []
         for label, files in (("1 spec", specs[:1]), (f"{args.files} specs", specs)):
-            ours = median_wall([mlspec, "validate", "-f", "json", *files], args.repeats)
-            theirs = median_wall([check, "--schemafile", str(SCHEMA), *files], args.repeats)
+            ours = median_times([mlspec, "validate", "-f", "json", *files], args.repeats)
+            theirs = median_times([check, "--schemafile", str(SCHEMA), *files], args.repeats)
             rows.append((label, ours, theirs))
-    print(f"\nmedian wall time of {args.repeats} runs (mlspec "
+    print(f"\nmedians of {args.repeats} runs (mlspec "
           f"{tool_version(Path(sys.executable), 'mlspec')}, check-jsonschema "
-          f"{tool_version(CHECK_VENV / 'bin' / 'python', 'check-jsonschema')})")
-    print(f"{'files':>10}  {'mlspec validate':>16}  {'check-jsonschema':>17}  {'speed-up':>8}")
+          f"{tool_version(CHECK_VENV / 'bin' / 'python', 'check-jsonschema')}; "
+          f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs)")
+    print(f"{'files':>10}  {'':>5}  {'mlspec validate':>16}  {'check-jsonschema':>17}  "
+          f"{'speed-up':>8}")
     for label, ours, theirs in rows:
-        print(f"{label:>10}  {ours:>15.3f}s  {theirs:>16.3f}s  {theirs / ours:>7.1f}x")
+        for i, kind in enumerate(("wall", "cpu")):
+            print(f"{label if i == 0 else '':>10}  {kind:>5}  {ours[i]:>15.3f}s  "
+                  f"{theirs[i]:>16.3f}s  {theirs[i] / ours[i]:>7.1f}x")
 
 
 if __name__ == "__main__":
