@@ -17,10 +17,12 @@ A feature drifts when its statistic exceeds the threshold, except ``chi2`` whose
 no fixed scale: it drifts when its p-value is below the threshold. ``ks`` and ``wasserstein``
 compare numeric distributions; on a categorical feature they fall back to ``chi2`` and ``js``.
 
-Numeric features are processed as one ``features x rows`` matrix: each column is sorted once;
-KS and Wasserstein come from one merge of the two sorted columns (a stable sort of two runs,
-linear time) with integer ECDF counts; bins come from binary searches of the sorted columns.
-No Python loop runs over rows.
+Numeric features are processed as one ``features x rows`` matrix: each column is sorted once
+and everything else reuses the sorted columns. KS: binary searches on a grid of sample values
+bound the ECDF difference between grid points, and only the few gaps that could hold the maximum
+are merged, in exact integer counts. Wasserstein: its quantile form over the merged grid of
+1/n1 and 1/n2 steps (mean |sorted1 - sorted2| for equal sizes). Bins: binary searches of the
+sorted columns. No Python loop runs over rows.
 """
 
 from __future__ import annotations
@@ -98,11 +100,12 @@ def is_drifted(method: str, statistic: float, p_value: float | None, threshold: 
 
 
 # --- vectorised primitives over a (features x rows) matrix --------------------------------------
-def sort_rows(matrix: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def sort_rows(matrix: np.ndarray, inplace: bool = False) -> tuple[np.ndarray, np.ndarray]:
     """Each row sorted (NaN last) and the count of non-NaN values per row."""
     import numpy as np
 
-    ordered = np.sort(matrix, axis=1)
+    ordered = matrix if inplace else matrix.copy()
+    ordered.sort(axis=1)
     if matrix.shape[1] and np.isnan(ordered[:, -1]).any():
         counts = matrix.shape[1] - np.isnan(ordered).sum(axis=1)
     else:
@@ -169,6 +172,7 @@ MERGE_BLOCK = 1 << 21  # elements per merge block: a few MB per temporary
 KS_GRID = 1024  # first-round grid points per sample for the bounded KS search
 KS_ROUNDS = 3  # grid refinements before merging what is left
 KS_MERGE_MAX = 20_000  # merge the remaining gaps once they hold this few values
+KS_SPREAD = 16  # new grid points per open gap and sample in each refinement
 
 
 def ks_sorted(r: np.ndarray, c: np.ndarray) -> float:
@@ -177,8 +181,8 @@ def ks_sorted(r: np.ndarray, c: np.ndarray) -> float:
     D is the largest ``|F1(x) - F2(x)|`` over sample points x. Grid points (sample values)
     split the line into gaps: at grid points both ECDFs come from binary searches; inside a gap
     each ECDF lies between its values at the two ends, which bounds the difference there.
-    Gaps whose bound beats the best grid value get a finer grid (a few rounds), and the few
-    gaps left are merged exactly. The cost after sorting is O(grid x log n).
+    Gaps whose bound beats the best grid value get a finer grid of their own (a few rounds),
+    and the few gaps left are merged exactly. The cost after sorting is O(grid x log n).
     """
     import numpy as np
 
@@ -187,15 +191,16 @@ def ks_sorted(r: np.ndarray, c: np.ndarray) -> float:
         return float(_ks_block(r[None, :], np.array([n1]), c[None, :], np.array([n2]))[0])
     points = np.unique(np.concatenate([r[np.linspace(0, n1 - 1, KS_GRID).astype(np.int64)],
                                        c[np.linspace(0, n2 - 1, KS_GRID).astype(np.int64)]]))
+    real_gap = np.ones(points.size - 1, dtype=bool)  # consecutive points bound a gap
     best = 0
     for round_ in range(KS_ROUNDS):
-        # Counts <= g (right) and < g (left) of each sample at each grid point.
+        # Counts <= g (right) and < g (left) of each sample at each point.
         r_le, r_lt = np.searchsorted(r, points, "right"), np.searchsorted(r, points, "left")
         c_le, c_lt = np.searchsorted(c, points, "right"), np.searchsorted(c, points, "left")
         best = max(best, int(np.abs(r_le * n2 - c_le * n1).max()))
         # Inside (g_k, g_k+1) the counts run from *_le[k] to *_lt[k + 1].
         upper = np.maximum(r_lt[1:] * n2 - c_le[:-1] * n1, c_lt[1:] * n1 - r_le[:-1] * n2)
-        todo = np.flatnonzero(upper > best)
+        todo = np.flatnonzero((upper > best) & real_gap)
         lo1, hi1, lo2, hi2 = r_le[todo], r_lt[todo + 1], c_le[todo], c_lt[todo + 1]
         inside = int((hi1 - lo1).sum() + (hi2 - lo2).sum())
         if inside == 0:
@@ -203,18 +208,31 @@ def ks_sorted(r: np.ndarray, c: np.ndarray) -> float:
         if inside <= KS_MERGE_MAX or round_ == KS_ROUNDS - 1:
             best = max(best, _ks_intervals(r, c, lo1, hi1, lo2, hi2))
             break
-        points = np.unique(np.concatenate([points, r[_spread(lo1, hi1)], c[_spread(lo2, hi2)]]))
+        # Next round: only the open gaps, each with its two ends and samples from inside it.
+        i1, p1 = _spread(lo1, hi1, todo)
+        i2, p2 = _spread(lo2, hi2, todo)
+        values = np.concatenate([points[todo], points[todo + 1], r[i1], c[i2]])
+        parent = np.concatenate([todo, todo, p1, p2])
+        order = np.lexsort((values, parent))
+        values, parent = values[order], parent[order]
+        keep = np.ones(values.size, dtype=bool)
+        keep[1:] = (values[1:] != values[:-1]) | (parent[1:] != parent[:-1])
+        points, parent = values[keep], parent[keep]
+        real_gap = parent[1:] == parent[:-1]
     return best / (n1 * n2)
 
 
-def _spread(lo: np.ndarray, hi: np.ndarray, per_gap: int = 32) -> np.ndarray:
-    """Up to ``per_gap`` evenly spaced indices in each non-empty range [lo, hi)."""
+def _spread(lo: np.ndarray, hi: np.ndarray, gap: np.ndarray, per_gap: int = KS_SPREAD
+            ) -> tuple[np.ndarray, np.ndarray]:
+    """Up to ``per_gap`` evenly spaced indices in each non-empty range [lo, hi), and the gap
+    each belongs to."""
     import numpy as np
 
     keep = hi > lo
-    lo, length = lo[keep], (hi - lo)[keep]
+    lo, length, gap = lo[keep], (hi - lo)[keep], gap[keep]
     steps = np.tile(np.arange(per_gap, dtype=np.int64), lo.size)
-    return np.repeat(lo, per_gap) + steps * np.repeat(length, per_gap) // per_gap
+    return (np.repeat(lo, per_gap) + steps * np.repeat(length, per_gap) // per_gap,
+            np.repeat(gap, per_gap))
 
 
 def _ks_intervals(r, c, lo1, hi1, lo2, hi2) -> int:
@@ -322,7 +340,6 @@ def ks_p_values(d: np.ndarray, n1: np.ndarray, n2: np.ndarray) -> tuple[np.ndarr
     """Two-sided p-values as ``scipy.stats.ks_2samp(method="auto")`` computes them (and D as it
     reports it: the exact method rounds D to a multiple of 1/lcm(n1, n2))."""
     import numpy as np
-    from scipy.stats import distributions
 
     d = d.copy()
     p = np.full(d.shape, np.nan)
@@ -546,8 +563,8 @@ def _feature_names(ref_cols: list[str], cur_cols: list[str], wanted: list[str] |
 def _numeric_frames(names, reference, current, method, threshold, charts):
     import numpy as np
 
-    ref_sorted, n1 = sort_rows(numeric_matrix([reference[n] for n in names]))
-    cur_sorted, n2 = sort_rows(numeric_matrix([current[n] for n in names]))
+    ref_sorted, n1 = sort_rows(numeric_matrix([reference[n] for n in names]), inplace=True)
+    cur_sorted, n2 = sort_rows(numeric_matrix([current[n] for n in names]), inplace=True)
     p_values = np.full(len(names), np.nan)
     if method in ("ks", "wasserstein"):
         d, w = ks_wasserstein(ref_sorted, n1, cur_sorted, n2, want_ks=method == "ks",
