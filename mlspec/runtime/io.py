@@ -98,8 +98,15 @@ def _read_remote(uri: str, fmt: str) -> pd.DataFrame:
         # fsspec delegates s3/gs to s3fs/gcsfs, which are separate packages.
         raise StepError(f"reading {uri} needs an fsspec backend that is not installed: "
                         f"{exc}") from None
-    except (OSError, ValueError) as exc:
-        raise StepError(f"cannot read {uri}: {exc}") from None
+    except StepError:
+        raise
+    except Exception as exc:  # network and object-store clients raise their own types
+        detail = _one_line(exc)
+        if isinstance(exc, FileNotFoundError):
+            detail = "not found or not reachable"
+        elif detail == uri or not detail:
+            detail = type(exc).__name__
+        raise StepError(f"cannot read {uri}: {detail}") from None
 
 
 def read_table(path: str | os.PathLike[str], fmt: str | None = None) -> pd.DataFrame:

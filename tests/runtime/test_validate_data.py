@@ -172,3 +172,33 @@ def test_unreadable_model_folder(tmp_path, iris_run):
                         "--in", f"test={iris_run['test']}", "--out", "metrics=m.json",
                         cwd=tmp_path)
         assert_clean_failure(done, contains=message)
+
+
+def test_http_source_through_fsspec(tmp_path):
+    """A remote source over HTTP (a real server on 127.0.0.1) goes through fsspec."""
+    import functools
+    import http.server
+    import threading
+
+    pytest.importorskip("fsspec", reason="the remote extra (fsspec) is not installed")
+    pytest.importorskip("aiohttp", reason="fsspec's http backend needs aiohttp")
+    from mlspec.runtime.ingest import run_ingest
+    from mlspec.runtime.io import read_dataset
+
+    _frame().to_csv(tmp_path / "data.csv", index=False)
+    class Quiet(http.server.SimpleHTTPRequestHandler):
+        def log_message(self, *args):
+            pass
+
+    handler = functools.partial(Quiet, directory=str(tmp_path))
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        uri = f"http://127.0.0.1:{server.server_address[1]}/data.csv"
+        run_ingest(iris_spec(tmp_path, data__source__uri=uri), str(tmp_path / "d.parquet"))
+        assert len(read_dataset(tmp_path / "d.parquet")) == 120
+        with pytest.raises(StepError, match="not found or not reachable"):
+            run_ingest(iris_spec(tmp_path, data__source__uri=uri.replace("data", "nope")),
+                       str(tmp_path / "e.parquet"))
+    finally:
+        server.shutdown()
