@@ -30,7 +30,7 @@ def load_reference(reference: str) -> tuple[Any, str]:
             raise StepError(f"{reference} is a folder without {PROFILE_FILE} (not a model folder "
                             "written by mlspec train)")
         return _profile(read_json(profile_path, "reference profile"), reference), \
-            f"{path.name} (profile)"
+            f"training data of {path.name}"
     if path.suffix.lower() == ".json":
         return _profile(read_json(path, "reference profile"), reference), path.name
     if not path.exists():

@@ -233,6 +233,9 @@ def _numeric_svg(chart: dict[str, Any]) -> str:
         ref = [r * span / w / len(widths) for r, w in zip(ref, widths, strict=True)]
         cur = [c * span / w / len(widths) for c, w in zip(cur, widths, strict=True)]
     lines, top = _axis(max(ref + cur))
+    if not equal:
+        lines.append(f'<text x="{W - PAD_R}" y="{PAD_T + 10}" text-anchor="end" font-size="10" '
+                     'fill="#7b8794">density over the reference\'s decile bins</text>')
     plot_w, plot_h = W - PAD_L - PAD_R, H - PAD_T - PAD_B
     lo, hi = edges[0], edges[-1]
 

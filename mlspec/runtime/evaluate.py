@@ -77,4 +77,8 @@ def _champion_metrics(project, test) -> dict[str, Any] | None:
         out["metrics"] = evaluate_frame(project, load_model(local_path), test)
     except StepError as exc:
         out["error"] = str(exc)
+    finally:
+        import shutil
+
+        shutil.rmtree(found["download_dir"], ignore_errors=True)
     return out

@@ -74,8 +74,9 @@ def champion(project, download: bool = True) -> dict[str, Any] | None:
     """The model version behind ``validation.baseline.alias``, or None when there is none.
 
     Returns:
-        ``{"version", "model_uri", "run_id", "logged_metrics", "local_path"}`` (local_path: the
-        model folder downloaded to a temporary folder, when ``download``).
+        ``{"version", "model_uri", "run_id", "logged_metrics", "local_path", "download_dir"}``
+        (local_path: the model folder downloaded into download_dir, a temporary folder, when
+        ``download``).
 
     Raises:
         StepError: the registry cannot be reached.
@@ -101,6 +102,7 @@ def champion(project, download: bool = True) -> dict[str, Any] | None:
             import mlflow.artifacts
 
             target = tempfile.mkdtemp(prefix="mlspec-champion-")
+            out["download_dir"] = target  # the caller removes it
             out["local_path"] = mlflow.artifacts.download_artifacts(
                 artifact_uri=version.source, dst_path=target)
         return out
