@@ -80,3 +80,40 @@ def test_bad_spec_is_a_clear_error(tmp_path):
     assert_clean_failure(done, contains="invalid spec")
     done = run_step("ingest", "--spec", "{not json", "--out", "dataset=d.parquet", cwd=tmp_path)
     assert_clean_failure(done, contains="not valid JSON")
+
+
+def test_runtime_never_imports_the_compiler_and_starts_light():
+    """The container side stands alone: no compiler modules, heavy libraries only on use."""
+    import subprocess
+    import sys
+
+    from tests.runtime.conftest import REPO
+
+    code = (
+        "import sys, pkgutil, importlib, mlspec.runtime as rt\n"
+        "import mlspec.runtime.cli, mlspec.runtime.drift_cli\n"
+        "heavy = [m for m in ('pandas', 'sklearn', 'mlflow', 'torch', 'scipy')\n"
+        "         if m in sys.modules]\n"
+        "assert not heavy, heavy\n"
+        "skip = {'server', 'trigger'}\n"
+        "for info in pkgutil.iter_modules(rt.__path__):\n"
+        "    if info.name not in skip and not info.name.startswith('serving'):\n"
+        "        importlib.import_module('mlspec.runtime.' + info.name)\n"
+        "bad = [m for m in sys.modules if m.startswith(('mlspec.targets', 'mlspec.lint',\n"
+        "       'mlspec.output', 'mlspec.graph', 'mlspec.cli', 'kfp'))]\n"
+        "assert not bad, bad\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True,
+                          timeout=120)
+    assert done.returncode == 0, done.stderr
+
+
+def test_sklearn_feature_names_are_normalised():
+    from mlspec.runtime.io import load_sklearn, normalise_feature_name
+
+    assert normalise_feature_name("sepal length (cm)") == "sepal_length"
+    assert normalise_feature_name("od280/od315_of_diluted_wines") == "od280_od315_of_diluted_wines"
+    assert normalise_feature_name("mean radius") == "mean_radius"
+    wine = load_sklearn("wine")
+    assert "od280_od315_of_diluted_wines" in wine.columns and "target" in wine.columns
+    assert list(load_sklearn("digits").columns[:2]) == ["pixel_0_0", "pixel_0_1"]
