@@ -132,3 +132,18 @@ def test_fast_path_leaves_help_and_mistakes_to_typer() -> None:
         result = mlspec("validate", *args)
         assert result.returncode == 2 and "Traceback" not in result.stderr
         assert "Usage" in result.stderr or "Usage" in result.stdout
+
+
+@pytest.mark.parametrize(("argv", "expected"), [
+    (["a.yaml"], (["a.yaml"], "text", False, None)),
+    (["-fjson", "a", "--strict"], (["a"], "json", True, None)),
+    (["--format=sarif", "--profile=dev", "a", "b"], (["a", "b"], "sarif", False, "dev")),
+    (["-p", "dev", "a", "--", "-odd.yaml"], (["a", "-odd.yaml"], "text", False, "dev")),
+    (["-", "-f", "github"], (["-"], "github", False, None)),
+    (["--help", "a"], None), (["-f"], None), ([], None), (["-f", "xml", "a"], None),
+    (["--stric", "a"], None),
+])
+def test_plain_arguments(argv: list[str], expected: object) -> None:
+    from mlspec.report import _plain_validate_args
+
+    assert _plain_validate_args(argv) == expected
