@@ -59,3 +59,18 @@ def test_installed_package_is_self_contained(installed: Path, tmp_path: Path) ->
     check = _run(installed, "validate", "--strict", "spec/mlproject.yaml", "example.yaml",
                  cwd=tmp_path)
     assert check.returncode == 0, check.stdout + check.stderr
+
+
+def test_pre_commit_hook() -> None:
+    import re
+
+    import yaml
+
+    (hook,) = yaml.safe_load((REPO / ".pre-commit-hooks.yaml").read_text())
+    assert hook["id"] == "mlspec-validate" and hook["entry"] == "mlspec validate"
+    assert hook["language"] == "python"
+    pattern = re.compile(hook["files"])
+    for name in ("mlproject.yaml", "examples/iris/mlproject.yml"):
+        assert pattern.search(name)
+    for name in ("mlproject.yaml.bak", "pipeline.yaml", "mlproject.json"):
+        assert not pattern.search(name)
