@@ -628,16 +628,15 @@ def _hist_sorted(values: np.ndarray, edges: np.ndarray) -> list[int]:
 
 def _categorical_counts_pair(ref_col, cur_col) -> tuple[list[str], np.ndarray, np.ndarray]:
     """(labels, reference counts, current counts) over the union of observed values, keyed by
-    ``str(value)``. Each side is hashed once (``pd.factorize``); only the few distinct values
+    ``str(value)``. Each side is hashed once (``value_counts``); only the few distinct values
     are matched across sides."""
     import numpy as np
     import pandas as pd
 
     sides = []
     for column in (ref_col, cur_col):
-        codes, uniques = pd.factorize(pd.Series(column, copy=False))  # missing -> -1
-        counts = np.bincount(codes + 1, minlength=len(uniques) + 1)[1:]
-        sides.append(([str(u) for u in uniques], counts))
+        counts = pd.Series(column, copy=False).value_counts(dropna=True, sort=False)
+        sides.append(([str(u) for u in counts.index], counts.to_numpy(dtype=np.int64)))
     labels = sorted(set(sides[0][0]) | set(sides[1][0]))
     index = {label: i for i, label in enumerate(labels)}
     out = []
