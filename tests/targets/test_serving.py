@@ -260,3 +260,18 @@ def test_inference_service_names() -> None:
                      "blue-green": ["iris-classifier-blue", "iris-classifier-green"],
                      "canary": ["iris-classifier"],
                      "shadow": ["iris-classifier", "iris-classifier-shadow"]}
+
+
+def test_container_args_parse_in_the_server() -> None:
+    from mlspec.runtime.server import _parser
+
+    data = iris_data(strategy="shadow")
+    data["monitoring"]["drift"].update({"method": "ks", "features": ["sepal_length"]})
+    for isvc in _by_kind(render(project_from(data)), "InferenceService"):
+        container = isvc["spec"]["predictor"]["containers"][0]
+        assert container["command"] == ["python", "-m", "mlspec.runtime"]
+        assert container["args"][0] == "serve"
+        args = _parser().parse_args(container["args"][1:])
+        assert args.model_uri == isvc["metadata"]["annotations"]["mlspec.io/model-uri"]
+        assert (args.port, args.name, args.drift_method, args.drift_features) == (
+            8080, "iris-classifier", "ks", ["sepal_length"])
