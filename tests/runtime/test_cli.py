@@ -17,7 +17,7 @@ def test_each_step_from_the_command_line(tmp_path):
     def step(*args):
         done = run_step(*args, "--spec", spec, cwd=tmp_path)
         assert done.returncode == 0, done.stderr
-        assert "Traceback" not in done.stderr
+        assert done.stderr == ""  # MLflow and friends stay quiet
         return done
 
     step("ingest", "--out", "dataset=data/dataset.parquet")
