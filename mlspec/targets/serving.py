@@ -12,7 +12,8 @@ canary        one InferenceService serving the candidate with ``canaryTrafficPer
               (serverless mode) + ``rollout-plan.yaml``: a ConfigMap with the step plan and
               the PromQL queries that gate each step
 shadow        InferenceService (stable) + ``NAME-shadow`` (candidate) + an Istio VirtualService
-              that mirrors ``traffic_percent`` % of requests to the candidate
+              on the stable predictor's host that mirrors ``traffic_percent`` % of requests to
+              the candidate
 ab            InferenceService (stable) + ``NAME-candidate`` + an InferenceGraph whose Splitter
               sends ``traffic_percent`` % to the candidate
 blue-green    ``NAME-blue`` (stable) + ``NAME-green`` (candidate) + a VirtualService whose route
@@ -228,11 +229,11 @@ def _predictor_host(project: Project, isvc: str) -> str:
     return _host(project, f"{isvc}-predictor")
 
 
-def _virtual_service(project: Project, name: str, role: str, http: list[dict]) -> dict:
+def _virtual_service(project: Project, name: str, role: str, host: str,
+                     http: list[dict]) -> dict:
     return {"apiVersion": ISTIO_API, "kind": "VirtualService",
             "metadata": _meta(project, name, role),
-            "spec": {"hosts": [_host(project, project.metadata.name)], "gateways": ["mesh"],
-                     "http": http}}
+            "spec": {"hosts": [host], "gateways": ["mesh"], "http": http}}
 
 
 def _mesh_service(project: Project, name: str) -> dict:
@@ -339,7 +340,9 @@ def shadow(project: Project) -> Files:
          [inference_service(project, name, stable_alias(project), "stable")]),
         ("inferenceservice-shadow.yaml",
          [inference_service(project, shadow_name, project.registry.alias, "shadow")]),
-        ("virtualservice.yaml", [_virtual_service(project, f"{name}-shadow", "router", [route])]),
+        # On the stable predictor's own host: clients keep calling what they called before.
+        ("virtualservice.yaml", [_virtual_service(project, f"{name}-shadow", "router",
+                                                  _predictor_host(project, name), [route])]),
     ]
 
 
@@ -379,7 +382,8 @@ def blue_green(project: Project) -> Files:
         ("inferenceservice-green.yaml",
          [inference_service(project, green, project.registry.alias, "green")]),
         ("virtualservice.yaml", [_mesh_service(project, name),
-                                 _virtual_service(project, name, "router", [route])]),
+                                 _virtual_service(project, name, "router",
+                                                  _host(project, name), [route])]),
     ]
 
 
