@@ -78,6 +78,10 @@ def train_frame(project: Project, frame: pd.DataFrame, out_model: str) -> dict:
         if project.model.framework == "torch":
             from mlspec.runtime.torch_mlp import train_torch
 
+            if project.model.tuning is not None:
+                raise StepError("model.tuning searches scikit-learn estimators; it is not "
+                                "supported with framework: torch (remove tuning)")
+
             meta.update(train_torch(project, features, X, y, path))
         else:
             pipeline, info = fit_sklearn(project, features, X, y)

@@ -87,3 +87,13 @@ def test_cuda_requested_without_a_gpu_is_a_clear_error(iris_run, tmp_path):
     spec["model"]["training"]["device"] = "cuda"
     with pytest.raises(StepError, match="no CUDA device"):
         run_train(spec, iris_run["train"], str(tmp_path / "m"))
+
+
+def test_tuning_with_torch_is_a_clear_error(iris_run, tmp_path):
+    from mlspec.runtime.errors import StepError
+    from mlspec.runtime.train import run_train
+
+    spec = _torch_spec(tmp_path, model__tuning={"space": {"max_depth": [1, 2]}})
+    with pytest.raises(StepError, match="not supported with framework: torch"):
+        run_train(spec, iris_run["train"], str(tmp_path / "m"))
+    assert not (tmp_path / "m").exists()
