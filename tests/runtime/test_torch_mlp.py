@@ -97,3 +97,14 @@ def test_tuning_with_torch_is_a_clear_error(iris_run, tmp_path):
     with pytest.raises(StepError, match="not supported with framework: torch"):
         run_train(spec, iris_run["train"], str(tmp_path / "m"))
     assert not (tmp_path / "m").exists()
+
+
+def test_missing_torch_is_a_clear_error(iris_run, tmp_path, monkeypatch):
+    import sys
+
+    from mlspec.runtime.errors import StepError
+    from mlspec.runtime.train import run_train
+
+    monkeypatch.setitem(sys.modules, "torch", None)  # as if PyTorch were not installed
+    with pytest.raises(StepError, match="PyTorch is not installed"):
+        run_train(_torch_spec(tmp_path), iris_run["train"], str(tmp_path / "m"))
