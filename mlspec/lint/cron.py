@@ -10,6 +10,7 @@ validation must not import a scheduler library.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import lru_cache
 
 MACROS = {
     "@yearly": "0 0 1 1 *",
@@ -53,6 +54,7 @@ class Cron:
         return any(day <= MONTH_DAYS[m - 1] for m in months for day in dom)
 
 
+@lru_cache(maxsize=256)  # three rules and every profile read the same schedule
 def parse_cron(expr: str) -> Cron:
     """Parse a five-field cron expression or macro.
 
