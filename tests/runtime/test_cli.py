@@ -46,10 +46,12 @@ def test_each_step_from_the_command_line(tmp_path):
     assert registration["alias"] == "staging"
     assert (tmp_path / "mlruns.db").is_file()  # the embedded default, relative to the cwd
     done = run_step("drift", "--spec", spec, "--in", "reference=model",
-                    "--in", "current=test.parquet", "--out", "report=drift.json", cwd=tmp_path)
+                    "--in", "current=test.parquet", "--out", "report=drift.json",
+                    "--out", "html=drift.html", cwd=tmp_path)
     assert done.returncode == 0, done.stderr
     report = json.loads((tmp_path / "drift.json").read_text())
     assert report["method"] == "psi" and len(report["features"]) == 4
+    assert "Data drift report" in (tmp_path / "drift.html").read_text()
 
 
 def test_inline_json_spec(tmp_path):
