@@ -1,9 +1,12 @@
 """``python -m mlspec.runtime STEP --spec SPEC --in NAME=PATH ... --out NAME=PATH ...``.
 
 Input and output names are the pipeline graph's (``mlspec.graph``). Exit codes: 0 ok, 1 the
-step failed (one line on stderr, no traceback), 2 usage. The gate exits 0 whether it passes or
-not (pipelines branch on its ``passed`` output); ``--fail-on-reject`` makes a rejection exit 1
-for use outside a pipeline.
+step failed (one line on stderr, no traceback), 2 usage. A rejected model makes the gate exit 1,
+except when the caller asks for the verdict as a value (``--out passed=PATH``): pipelines branch
+on that value, so there the gate exits 0 either way (``--fail-on-reject`` forces exit 1).
+
+``python -m mlspec.runtime serve ...`` starts the model server (``mlspec.runtime.server``); it is
+the serving container's entry point.
 """
 
 from __future__ import annotations
@@ -71,7 +74,8 @@ def _gate(spec, i, o, a):
 
     r = run_gate(spec, i["metrics"], o["decision"], o.get("passed"))
     text = f"gate: {'passed' if r['passed'] else 'failed'}: " + "; ".join(r["reasons"])
-    if not r["passed"] and a.fail_on_reject:
+    # Without a `passed` value output nobody can branch on the verdict: a rejection must fail.
+    if not r["passed"] and (a.fail_on_reject or "passed" not in o):
         raise StepError(text)
     return text
 
@@ -123,7 +127,7 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--out", dest="outputs", action="append", default=[],
                         metavar="NAME=PATH")
     parser.add_argument("--fail-on-reject", action="store_true",
-                        help="gate: exit 1 when the gate rejects the model")
+                        help="gate: exit 1 on rejection even when --out passed=PATH is given")
     parser.add_argument("--method", help="drift: psi, ks, chi2, js or wasserstein")
     parser.add_argument("--threshold", type=float, help="drift: the threshold")
     return parser
@@ -146,6 +150,11 @@ def _pairs(values: list[str], allowed: tuple[str, ...], flag: str, step: str) ->
 
 def main(argv: list[str] | None = None) -> int:
     """Parse, run the step, map errors to exit codes."""
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["serve"]:  # the serving container's entry point
+        from mlspec.runtime.server import main as serve_main
+
+        return serve_main(argv[1:])
     parser = _parser()
     args = parser.parse_args(argv)  # exits 2 on usage errors
     step = STEPS[args.step]

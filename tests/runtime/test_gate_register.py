@@ -42,7 +42,7 @@ def test_unreachable_thresholds_fail_with_reasons_and_register_refuses(iris_run,
     assert not (tmp_path / "mlruns.db").exists()
 
 
-def test_gate_exits_zero_on_rejection_unless_asked(iris_run, tmp_path):
+def test_gate_exits_zero_on_rejection_only_when_it_reports_a_value(iris_run, tmp_path):
     spec = write_spec(tmp_path, iris_spec(tmp_path, validation__thresholds={
         "log_loss": {"max": 0.1}}))
     args = ("gate", "--spec", spec, "--in", f"metrics={iris_run['metrics']}",
@@ -52,6 +52,10 @@ def test_gate_exits_zero_on_rejection_unless_asked(iris_run, tmp_path):
     assert "evaluate did not compute log_loss" in done.stdout
     assert_clean_failure(run_step(*args, "--fail-on-reject", cwd=tmp_path),
                          contains="gate: failed")
+    # Alone (no `passed` value to branch on), a rejection is a failure: exit 1 with the reasons.
+    standalone = run_step(*args[:-2], cwd=tmp_path)
+    assert_clean_failure(standalone, contains="gate: failed")
+    assert json.loads((tmp_path / "g.json").read_text())["passed"] is False
 
 
 def test_register_records_model_metrics_tags_and_alias(iris_run, tmp_path, monkeypatch):
@@ -173,3 +177,9 @@ def test_concurrent_registrations_get_distinct_versions(iris_run, tmp_path):
     client = MlflowClient(tracking_uri=uri, registry_uri=uri)
     versions = client.search_model_versions("name='iris-classifier'")
     assert sorted(int(v.version) for v in versions) == [1, 2]
+
+
+def test_runtime_serve_is_the_server_entry_point(tmp_path):
+    # The serving container runs `python -m mlspec.runtime serve MODEL_URI ...`.
+    done = run_step("serve", str(tmp_path / "no-model"), cwd=tmp_path)
+    assert_clean_failure(done, code=2, contains="no such model folder")
