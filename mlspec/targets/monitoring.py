@@ -453,7 +453,13 @@ def prometheus_rule(project: Project) -> dict[str, Any]:
 
 
 def service_monitor(project: Project) -> dict[str, Any]:
-    """Scrapes every Service KServe makes for the InferenceService (predictor, canary too)."""
+    """Scrapes every Service KServe makes for the rollout's InferenceServices.
+
+    Shadow, A/B and blue-green write more than one InferenceService (``NAME-shadow``,
+    ``NAME-green``, ...); an ``In`` selector over all of them keeps every model version scraped.
+    """
+    from mlspec.targets.serving import inference_service_names
+
     return {
         "apiVersion": "monitoring.coreos.com/v1",
         "kind": "ServiceMonitor",
@@ -465,7 +471,11 @@ def service_monitor(project: Project) -> dict[str, Any]:
         "spec": {
             "namespaceSelector": {"matchNames": [project.namespace]},
             "selector": {
-                "matchLabels": {"serving.kserve.io/inferenceservice": project.metadata.name}
+                "matchExpressions": [{
+                    "key": "serving.kserve.io/inferenceservice",
+                    "operator": "In",
+                    "values": inference_service_names(project),
+                }]
             },
             "endpoints": [
                 {

@@ -300,3 +300,17 @@ def test_prometheusrule_and_rule_file_hold_the_same_groups() -> None:
     (endpoint,) = monitor["spec"]["endpoints"]
     assert (endpoint["targetPort"], endpoint["path"]) == (contract.SERVER_PORT,
                                                           contract.METRICS_PATH)
+
+
+def test_service_monitor_selects_every_inference_service_of_the_rollout():
+    # Shadow/A-B/blue-green write several InferenceServices; each must be scraped.
+    from mlspec.spec.loader import load_spec
+    from mlspec.targets.monitoring import service_monitor
+    from mlspec.targets.serving import inference_service_names
+
+    for spec in sorted(Path(__file__).resolve().parents[2].glob("examples/*/mlproject.yaml")):
+        project = load_spec(str(spec)).project
+        (expression,) = service_monitor(project)["spec"]["selector"]["matchExpressions"]
+        assert expression["operator"] == "In"
+        assert expression["values"] == inference_service_names(project)
+        assert project.metadata.name in expression["values"]
