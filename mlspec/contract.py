@@ -22,6 +22,14 @@ METRIC_LABELS: dict[str, tuple[str, ...]] = {
     MODEL_INFO: ("model", "version"),
 }
 
+# Model-quality metrics the server computes from ground truth (POST /feedback): the only values
+# `mlspec_model_performance{metric=...}` can take, so the only ones a performance alert can use.
+ONLINE_PERFORMANCE_METRICS: dict[str, tuple[str, ...]] = {
+    "classification": ("accuracy", "balanced_accuracy", "f1_macro", "f1_weighted",
+                       "precision_macro", "recall_macro"),
+    "regression": ("r2", "rmse", "mae", "mse", "mape"),
+}
+
 # Latency histogram buckets, seconds; the p99 alert reads these.
 DURATION_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 

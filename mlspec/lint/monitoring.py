@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
+from mlspec.contract import ONLINE_PERFORMANCE_METRICS
 from mlspec.errors import Severity, did_you_mean
 from mlspec.lint.base import Context, Finding, rule
 from mlspec.lint.validation import TASK_METRICS
@@ -60,6 +61,27 @@ def performance_metric_wrong_task(ctx: Context) -> Iterator[Finding]:
             path = path[:-1]
         yield Finding(path, f"'{performance.metric}' is not a {task} metric",
                       f"{task} metrics: {', '.join(TASK_METRICS[task])}")
+
+
+@rule("MLS256", "performance-metric-not-online")
+def performance_metric_not_online(ctx: Context) -> Iterator[Finding]:
+    """monitoring.performance.metric is not one the model server computes from feedback.
+
+    Anti-pattern: ``performance: {metric: roc_auc, min: 0.9}`` — the server scores ground truth
+    against predicted labels, so it never exports ``roc_auc`` or ``log_loss`` and the alert can
+    never fire.
+
+    Best practice: a label-based metric, e.g. ``accuracy`` or ``f1_macro`` (``rmse`` or ``r2``
+    for regression).
+    """
+    performance = ctx.project.monitoring.performance
+    task = ctx.project.model.task
+    online = ONLINE_PERFORMANCE_METRICS[task]
+    if performance is not None and performance.metric in TASK_METRICS[task] \
+            and performance.metric not in online:
+        yield Finding(("monitoring", "performance", "metric"),
+                      f"the model server does not compute '{performance.metric}' from feedback, "
+                      "so this alert can never fire", f"online {task} metrics: {', '.join(online)}")
 
 
 @rule("MLS252", "performance-without-bound", Severity.WARNING)

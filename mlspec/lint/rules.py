@@ -53,6 +53,7 @@ RULES: tuple[Rule, ...] = (
     monitoring.drift_feature_unknown,
     monitoring.performance_metric_wrong_task,
     monitoring.performance_without_bound,
+    monitoring.performance_metric_not_online,
     monitoring.drift_method_feature_type,
     monitoring.drift_threshold_unreachable,
     monitoring.retrain_on_missing_performance,

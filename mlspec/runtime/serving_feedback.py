@@ -6,11 +6,11 @@ from __future__ import annotations
 import warnings
 from collections import deque
 
+from mlspec.contract import ONLINE_PERFORMANCE_METRICS
 from mlspec.runtime.serving_codec import BadRequest
 
-CLASSIFICATION = ("accuracy", "balanced_accuracy", "f1_macro", "f1_weighted",
-                  "precision_macro", "recall_macro")
-REGRESSION = ("r2", "rmse", "mae", "mse", "mape")
+CLASSIFICATION = ONLINE_PERFORMANCE_METRICS["classification"]
+REGRESSION = ONLINE_PERFORMANCE_METRICS["regression"]
 
 
 class Feedback:
