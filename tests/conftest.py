@@ -47,5 +47,12 @@ def _venv_first_on_path(monkeypatch: pytest.MonkeyPatch) -> None:
         monkeypatch.setenv("PATH", f"{VENV_BIN}{os.pathsep}{os.environ.get('PATH', '')}")
 
 
+@pytest.fixture(autouse=True)
+def _no_inherited_mlflow_registry(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Every test names its own registry; one from the environment must never leak in.
+    for name in ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI"):
+        monkeypatch.delenv(name, raising=False)
+
+
 def have(program: str) -> bool:
     return shutil.which(program) is not None

@@ -28,7 +28,9 @@ def _run(spec: Path, cwd: Path, *args: str) -> subprocess.CompletedProcess:
 def _registry(cwd: Path):
     from mlflow import MlflowClient
 
-    return MlflowClient(tracking_uri=f"sqlite:///{cwd / 'mlruns.db'}")
+    uri = f"sqlite:///{cwd / 'mlruns.db'}"
+    # Both URIs: an earlier in-process test may have set MLflow's global registry URI.
+    return MlflowClient(tracking_uri=uri, registry_uri=uri)
 
 
 def _summary(cwd: Path, name: str) -> dict:

@@ -26,14 +26,34 @@ def sqlite_path(uri: str) -> Path | None:
     return Path(uri.removeprefix("sqlite:///"))
 
 
+_URI_ENV_VARS = ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI")
+
+
+def point_mlflow_at(tracking_uri: str) -> None:
+    """Make ``tracking_uri`` MLflow's tracking and registry URI in this process only.
+
+    ``mlflow.set_tracking_uri`` also exports ``MLFLOW_TRACKING_URI`` (and the registry's
+    variable) to ``os.environ``, so every process started afterwards would silently write to this
+    registry. The variables are put back as they were; MLflow keeps its in-process setting.
+    """
+    import mlflow
+
+    saved = {name: os.environ.get(name) for name in _URI_ENV_VARS}
+    mlflow.set_tracking_uri(tracking_uri)
+    mlflow.set_registry_uri(tracking_uri)
+    for name, value in saved.items():
+        if value is None:
+            os.environ.pop(name, None)
+        else:
+            os.environ[name] = value
+
+
 def client(tracking_uri: str):
     """An MlflowClient on ``tracking_uri`` (also its registry), with MLflow kept quiet."""
     quiet_mlflow()
-    import mlflow
     from mlflow.tracking import MlflowClient
 
-    mlflow.set_tracking_uri(tracking_uri)
-    mlflow.set_registry_uri(tracking_uri)
+    point_mlflow_at(tracking_uri)
     return with_retries(lambda: MlflowClient(tracking_uri=tracking_uri, registry_uri=tracking_uri))
 
 

@@ -91,8 +91,9 @@ def _resolve_folder(uri: str, tracking_uri: str | None) -> tuple[Path, str]:
     import mlflow
 
     if tracking_uri:
-        mlflow.set_tracking_uri(tracking_uri)
-        mlflow.set_registry_uri(tracking_uri)
+        from mlspec.runtime.registry import point_mlflow_at
+
+        point_mlflow_at(tracking_uri)
     try:
         local = Path(mlflow.artifacts.download_artifacts(artifact_uri=uri))
     except Exception as exc:  # mlflow raises many types; all mean "cannot load this"

@@ -183,3 +183,14 @@ def test_runtime_serve_is_the_server_entry_point(tmp_path):
     # The serving container runs `python -m mlspec.runtime serve MODEL_URI ...`.
     done = run_step("serve", str(tmp_path / "no-model"), cwd=tmp_path)
     assert_clean_failure(done, code=2, contains="no such model folder")
+
+
+def test_pointing_mlflow_at_a_registry_does_not_leak_into_child_processes(tmp_path):
+    import os
+
+    from mlspec.runtime.registry import client
+
+    client(f"sqlite:///{tmp_path / 'mlruns.db'}")
+    # mlflow.set_tracking_uri exports these; a later subprocess would write to this registry.
+    assert "MLFLOW_TRACKING_URI" not in os.environ
+    assert "MLFLOW_REGISTRY_URI" not in os.environ
