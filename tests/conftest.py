@@ -32,6 +32,27 @@ def oracle(name: str) -> Path:
     return path
 
 
+def write_files(files: dict[str, str], root: Path) -> None:
+    """Write rendered files ({relative path: text}) below ``root``."""
+    for path, content in files.items():
+        target = root / path
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_text(content, encoding="utf-8")
+
+
+def check_golden(files: dict[str, str], folder: Path, update: bool) -> None:
+    """Compare rendered files with the golden folder; ``--update-golden`` rewrites it instead."""
+    if update:
+        shutil.rmtree(folder, ignore_errors=True)
+        write_files(files, folder)
+        return
+    expected = {p.relative_to(folder).as_posix(): p.read_text(encoding="utf-8")
+                for p in folder.rglob("*") if p.is_file()}
+    if not expected:
+        pytest.fail(f"no golden files under {folder}; run pytest --update-golden")
+    assert files == expected, "regenerate with: pytest --update-golden"
+
+
 def example_profiles(spec: Path) -> list[str | None]:
     """None (the base) plus every profile the example defines."""
     import yaml

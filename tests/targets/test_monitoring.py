@@ -20,7 +20,7 @@ from mlspec import contract
 from mlspec.graph import build_graph
 from mlspec.spec.loader import load_spec
 from mlspec.targets import monitoring
-from tests.conftest import EXAMPLES, example_profiles, oracle
+from tests.conftest import EXAMPLES, check_golden, example_profiles, oracle
 
 REPO = Path(__file__).resolve().parents[2]
 GRAFANA_SCHEMA = REPO / "tests" / "data" / "grafana-dashboard.schema.json"
@@ -276,17 +276,7 @@ def test_output_is_deterministic_and_has_no_absolute_paths() -> None:
 
 @pytest.mark.parametrize("spec", EXAMPLES, ids=[s.parent.name for s in EXAMPLES])
 def test_golden(spec: Path, update_golden: bool) -> None:
-    files = _render(spec)
-    folder = GOLDEN / spec.parent.name
-    if update_golden:
-        shutil.rmtree(folder, ignore_errors=True)
-        _write(files, folder)
-        return
-    expected = {str(p.relative_to(folder)): p.read_text(encoding="utf-8")
-                for p in folder.rglob("*") if p.is_file()}
-    if not expected:
-        pytest.fail(f"no golden files under {folder}; run pytest --update-golden")
-    assert files == expected
+    check_golden(_render(spec), GOLDEN / spec.parent.name, update_golden)
 
 
 def test_prometheusrule_and_rule_file_hold_the_same_groups() -> None:

@@ -23,7 +23,7 @@ from mlspec.graph import build_graph, resolved_spec
 from mlspec.spec.loader import load_spec
 from mlspec.spec.models import Project
 from mlspec.targets import tekton
-from tests.conftest import EXAMPLES, example_profiles, oracle
+from tests.conftest import EXAMPLES, check_golden, example_profiles, oracle
 
 LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 REPO = Path(__file__).resolve().parents[2]
@@ -487,17 +487,7 @@ def test_output_is_deterministic_and_has_no_absolute_paths() -> None:
 
 @pytest.mark.parametrize("spec", EXAMPLES, ids=[s.parent.name for s in EXAMPLES])
 def test_golden(spec: Path, update_golden: bool) -> None:
-    files = render_spec(spec)
-    folder = GOLDEN / spec.parent.name
-    if update_golden:
-        shutil.rmtree(folder, ignore_errors=True)
-        write(files, folder)
-        return
-    expected = {str(p.relative_to(folder)): p.read_text(encoding="utf-8")
-                for p in folder.rglob("*") if p.is_file()}
-    if not expected:
-        pytest.fail(f"no golden files under {folder}; run pytest --update-golden")
-    assert files == expected
+    check_golden(render_spec(spec), GOLDEN / spec.parent.name, update_golden)
 
 
 def test_mlspec_compile_writes_the_same_files() -> None:
