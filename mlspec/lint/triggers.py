@@ -12,6 +12,18 @@ from mlspec.lint.cron import CronError, parse_cron
 _GIT_URL = re.compile(r"^(https?://|ssh://|git://|git@[^:]+:)\S+$")
 
 
+def _parsed_schedule(ctx: Context):
+    """(schedule, parsed cron), the cron None when there is no schedule or it does not parse
+    (MLS260 reports that)."""
+    schedule = ctx.project.triggers.schedule
+    if schedule is None:
+        return schedule, None
+    try:
+        return schedule, parse_cron(schedule)
+    except CronError:
+        return schedule, None
+
+
 @rule("MLS260", "bad-cron")
 def bad_cron(ctx: Context) -> Iterator[Finding]:
     """triggers.schedule is not a valid five-field cron expression.
@@ -40,14 +52,8 @@ def cron_never_fires(ctx: Context) -> Iterator[Finding]:
 
     Best practice: a day that every chosen month has.
     """
-    schedule = ctx.project.triggers.schedule
-    if schedule is None:
-        return
-    try:
-        cron = parse_cron(schedule)
-    except CronError:
-        return  # MLS260 reports it
-    if not cron.can_fire():
+    schedule, cron = _parsed_schedule(ctx)
+    if cron is not None and not cron.can_fire():
         yield Finding(("triggers", "schedule"), f"the schedule '{schedule}' never fires "
                       "(no chosen month has that day)")
 
@@ -90,14 +96,8 @@ def cron_day_or(ctx: Context) -> Iterator[Finding]:
 
     Best practice: restrict one of the two day fields and leave the other ``*``.
     """
-    schedule = ctx.project.triggers.schedule
-    if schedule is None:
-        return
-    try:
-        cron = parse_cron(schedule)
-    except CronError:
-        return
-    if not cron.star[2] and not cron.star[4]:
+    schedule, cron = _parsed_schedule(ctx)
+    if cron is not None and not cron.star[2] and not cron.star[4]:
         yield Finding(("triggers", "schedule"), f"'{schedule}' runs when either the day of month "
                       "or the day of week matches, not when both do",
                       "restrict only one of the two day fields")

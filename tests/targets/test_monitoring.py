@@ -20,7 +20,7 @@ from mlspec import contract
 from mlspec.graph import build_graph
 from mlspec.spec.loader import load_spec
 from mlspec.targets import monitoring
-from tests.conftest import EXAMPLES, check_golden, example_profiles, oracle
+from tests.conftest import EXAMPLES, check_golden, example_profiles, oracle, write_files
 
 REPO = Path(__file__).resolve().parents[2]
 GRAFANA_SCHEMA = REPO / "tests" / "data" / "grafana-dashboard.schema.json"
@@ -56,10 +56,7 @@ def _render(spec: Path | str, profile: str | None = None) -> dict[str, str]:
 
 
 def _write(files: dict[str, str], root: Path) -> Path:
-    for path, content in files.items():
-        target = root / path
-        target.parent.mkdir(parents=True, exist_ok=True)
-        target.write_text(content, encoding="utf-8")
+    write_files(files, root)
     return root / monitoring.OUT
 
 

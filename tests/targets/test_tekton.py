@@ -23,7 +23,7 @@ from mlspec.graph import build_graph, resolved_spec
 from mlspec.spec.loader import load_spec
 from mlspec.spec.models import Project
 from mlspec.targets import tekton
-from tests.conftest import EXAMPLES, check_golden, example_profiles, oracle
+from tests.conftest import EXAMPLES, check_golden, example_profiles, oracle, write_files
 
 LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 REPO = Path(__file__).resolve().parents[2]
@@ -73,10 +73,7 @@ def _leaves(node: Any, path: tuple = ()) -> dict[tuple, Any]:
 
 
 def write(files: dict[str, str], root: Path) -> Path:
-    for path, content in files.items():
-        target = root / path
-        target.parent.mkdir(parents=True, exist_ok=True)
-        target.write_text(content, encoding="utf-8")
+    write_files(files, root)
     return root / tekton.OUT_DIR
 
 
