@@ -10,26 +10,21 @@ The same spec gives byte-identical output (sorted keys, no timestamps, no absolu
 from __future__ import annotations
 
 import hashlib
-import importlib
-import importlib.util
 import json
 import os
 import shutil
 import sys
 import tempfile
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
 from mlspec.errors import Diagnostic, Severity, SpecError, UsageError, did_you_mean
-from mlspec.targets import PIPELINE_TARGETS, TARGETS, OutputFile
+from mlspec.targets import PIPELINE_TARGETS, TARGETS, OutputFile, renderer
 
 EXIT_OK, EXIT_INVALID, EXIT_USAGE = 0, 1, 2
 MANIFEST, KUSTOMIZATION = "manifest.json", "kustomization.yaml"
 # Targets every compile writes besides the spec's pipeline engines.
 ALWAYS_TARGETS = ("serving", "monitoring")
-# Every module in TARGETS exists, so a missing one is a broken install: an error, not a skip.
-# (True was the policy while the targets were being written: skip it with a note.)
-SKIP_MISSING_TARGETS = False
 
 
 @dataclass
@@ -39,7 +34,6 @@ class Compiled:
     name: str
     files: list[OutputFile]
     targets: list[str]
-    skipped: list[str] = field(default_factory=list)
 
 
 def compile_command(spec: str, output: str | None, targets: list[str], profile: str | None,
@@ -68,8 +62,6 @@ def compile_command(spec: str, output: str | None, targets: list[str], profile: 
     except SpecError as exc:
         print_diagnostics(positioned(exc.diagnostics, loaded), spec, _lines(loaded), strict)
         return EXIT_INVALID
-    for name in compiled.skipped:
-        print(f"note: target {name!r} is not implemented yet; skipped", file=sys.stderr)
     try:
         write_atomically(dest, compiled.files)
     except OSError as exc:
@@ -100,13 +92,13 @@ def _lines(loaded) -> list[str]:
 
 
 def check_spec(loaded, spec_path: str) -> list[Diagnostic]:
-    """Schema diagnostics plus the lint rules' (when the lint package provides them)."""
+    """Schema diagnostics plus the lint rules'."""
+    from mlspec.lint import lint
+
     diagnostics = list(loaded.diagnostics)
     if loaded.project is None or any(d.is_error for d in diagnostics):
         return diagnostics
-    lint = _optional_attr("mlspec.lint", "lint")
-    if lint is not None:
-        diagnostics.extend(lint(loaded.project, loaded.doc, spec_path))
+    diagnostics.extend(lint(loaded.project, loaded.doc, spec_path))
     return diagnostics
 
 
@@ -140,22 +132,20 @@ def compile_project(project, requested: list[str], spec_sha256: str, spec_name: 
     from mlspec.graph import build_graph
 
     graph = build_graph(project)
-    names, skipped, files = [], [], []
+    names, files = [], []
     for name in select_targets(project, requested):
-        if importlib.util.find_spec(TARGETS[name]) is None:
-            if SKIP_MISSING_TARGETS:
-                skipped.append(name)
-                continue
+        try:
+            render = renderer(name)
+        except ModuleNotFoundError:
             raise UsageError(f"target {name!r}: module {TARGETS[name]} is missing "
-                             "(a broken install? reinstall mlspec)")
-        render = importlib.import_module(TARGETS[name]).render
+                             "(a broken install? reinstall mlspec)") from None
         files.extend(render(project, graph))
         names.append(name)
     _check_paths(files)
     files.append(OutputFile(KUSTOMIZATION, kustomization(files)))
     files.sort(key=lambda f: f.path)
     files.append(OutputFile(MANIFEST, manifest(files, spec_sha256, spec_name, profile, names)))
-    return Compiled(project.metadata.name, files, names, skipped)
+    return Compiled(project.metadata.name, files, names)
 
 
 def _check_paths(files: list[OutputFile]) -> None:
@@ -314,22 +304,9 @@ def _exchange(a: Path, b: Path) -> bool:
 # --- diagnostics ------------------------------------------------------------------------------
 def print_diagnostics(diagnostics: list[Diagnostic], spec_path: str,
                       lines: list[str] | None = None, strict: bool = False) -> None:
-    """Print diagnostics to stderr with ``validate``'s text report (code frames), when the
-    report module is there, else one line each."""
-    render_text = _optional_attr("mlspec.report", "render_text")
-    file_result = _optional_attr("mlspec.lint", "FileResult")
-    if render_text is not None and file_result is not None:
-        render_text([file_result(spec_path, list(diagnostics), lines=list(lines or []))], strict,
-                    sys.stderr)
-        return
-    for d in diagnostics:
-        where = f"{d.file or spec_path}:{d.line or 1}:{d.column or 1}"
-        hint = f" ({d.hint})" if d.hint else ""
-        print(f"{where}: {d.severity.value} {d.code} {d.message}{hint}", file=sys.stderr)
+    """Print diagnostics to stderr with ``validate``'s text report (code frames)."""
+    from mlspec.lint import FileResult
+    from mlspec.report import render_text
 
-
-def _optional_attr(module: str, attr: str):
-    """``module.attr`` when that module exists (other engineers write lint and report)."""
-    if importlib.util.find_spec(module) is None:
-        return None
-    return getattr(importlib.import_module(module), attr, None)
+    render_text([FileResult(spec_path, list(diagnostics), lines=list(lines or []))], strict,
+                sys.stderr)

@@ -114,16 +114,12 @@ def test_default_targets_are_the_spec_engines_plus_serving_and_monitoring() -> N
     assert output.select_targets(project, ["kfp"]) == ["kfp"]
 
 
-def test_missing_target_module_is_skipped_only_while_others_are_built(
-        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys) -> None:
-    monkeypatch.setitem(TARGETS, "tekton", "mlspec.targets.not_written_yet")
-    monkeypatch.setattr(output, "SKIP_MISSING_TARGETS", True)
-    assert _compile(tmp_path / "a") == 0
-    assert "target 'tekton' is not implemented yet" in capsys.readouterr().err
-    assert not (tmp_path / "a" / "tekton").exists()
-    monkeypatch.setattr(output, "SKIP_MISSING_TARGETS", False)
-    with pytest.raises(UsageError, match="mlspec.targets.not_written_yet is missing"):
+def test_a_missing_target_module_is_a_clear_usage_error(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(TARGETS, "tekton", "mlspec.targets.not_there")
+    with pytest.raises(UsageError, match="mlspec.targets.not_there is missing"):
         _compile(tmp_path / "b")
+    assert not (tmp_path / "b").exists()
 
 
 def test_a_failing_renderer_leaves_the_previous_output_untouched(

@@ -217,14 +217,23 @@ def _numeric_frames(names, reference, current, method, threshold, charts):
         ref_counts = _pad([binned_counts(ref_sorted[j], n1[j], e) for j, e in enumerate(edges)])
         cur_counts = _pad([binned_counts(cur_sorted[j], n2[j], e) for j, e in enumerate(edges)])
         stats, p_values = _binned(method, ref_counts, cur_counts)
+    out = _verdicts(names, "numeric", method, stats, p_values, threshold)
+    for j, name in enumerate(names):
+        if charts and out[name].drifted:
+            out[name].chart = _numeric_chart(ref_sorted[j, :n1[j]], cur_sorted[j, :n2[j]])
+    return out
+
+
+def _verdicts(names, kind, method, stats, p_values, threshold) -> dict[str, FeatureDrift]:
+    """One FeatureDrift per feature from vectors of statistics and p-values (NaN: none)."""
+    import numpy as np
+
     out = {}
     for j, name in enumerate(names):
         p = None if np.isnan(p_values[j]) else float(p_values[j])
         stat = float(stats[j])
         drifted = is_drifted(method, stat, p, threshold) if math.isfinite(stat) else False
-        out[name] = FeatureDrift(name, "numeric", method, stat, p, threshold, drifted)
-        if charts and drifted:
-            out[name].chart = _numeric_chart(ref_sorted[j, :n1[j]], cur_sorted[j, :n2[j]])
+        out[name] = FeatureDrift(name, kind, method, stat, p, threshold, drifted)
     return out
 
 
@@ -286,19 +295,13 @@ def _categorical_counts_pair(ref_col, cur_col) -> tuple[list[str], np.ndarray, n
 
 
 def _categorical(names, triples, method, threshold, charts) -> dict[str, FeatureDrift]:
-    import numpy as np
-
     used = CATEGORICAL_FALLBACK.get(method, method)
     ref_counts = _pad([t[1] for t in triples])
     cur_counts = _pad([t[2] for t in triples])
     stats, p_values = _binned(used, ref_counts, cur_counts)
-    out = {}
+    out = _verdicts(names, "categorical", used, stats, p_values, threshold)
     for j, name in enumerate(names):
-        p = None if np.isnan(p_values[j]) else float(p_values[j])
-        stat = float(stats[j])
-        drifted = is_drifted(used, stat, p, threshold) if math.isfinite(stat) else False
-        out[name] = FeatureDrift(name, "categorical", used, stat, p, threshold, drifted)
-        if charts and drifted:
+        if charts and out[name].drifted:
             labels, r, c = triples[j]
             out[name].chart = {"type": "categorical", "labels": list(labels),
                                "reference": [int(x) for x in r], "current": [int(x) for x in c]}

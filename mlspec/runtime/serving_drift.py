@@ -103,51 +103,8 @@ def _profiled_features(profile: dict) -> set[str]:
 
 def _drift_from_profile(profile: dict, columns: dict[str, Any],
                         method: str) -> list[tuple[str, str, float]]:
-    """(feature, method, statistic) per feature, through the runtime's drift module (the same
-    statistics as ``mlspec drift``); PSI over the profile's bins when that module is absent."""
-    try:
-        from mlspec.runtime.drift import drift_from_profile
-    except ImportError:
-        return list(_psi_from_profile(profile, columns))
-    report = drift_from_profile(profile, columns, method)
-    return list(_results(report, method))
+    """(feature, method, statistic) per feature: the same statistics as ``mlspec drift``."""
+    from mlspec.runtime.drift import drift_from_profile
 
-
-def _psi_from_profile(profile: dict, columns: dict[str, Any]):
-    """Population stability index of each numeric column over the profile's quantile bins."""
-    features = profile.get("features") or {}
-    for name, values in columns.items():
-        info = features.get(name) if isinstance(features, dict) else None
-        if not isinstance(info, dict) or "edges" not in info or "counts" not in info:
-            continue
-        edges = np.asarray(info["edges"], dtype=np.float64)
-        expected = np.asarray(info["counts"], dtype=np.float64)
-        current = np.asarray(values, dtype=np.float64)
-        current = current[~np.isnan(current)]
-        if current.size == 0 or expected.sum() == 0:
-            continue
-        # Bins (-inf, e1], (e1, e2], ..., (ek, inf): the profile's convention.
-        actual = np.bincount(np.searchsorted(edges, current, side="left"),
-                             minlength=expected.size).astype(np.float64)
-        p = np.clip(expected / expected.sum(), 1e-4, None)
-        q = np.clip(actual / actual.sum(), 1e-4, None)
-        yield name, "psi", float(np.sum((q - p) * np.log(q / p)))
-
-
-def _results(report: Any, method: str):
-    """The drift module's answer, ``{feature: statistic}``, as (feature, method, value); also
-    accepts a list of per-feature results (dicts or objects with ``name`` and ``statistic``)."""
-    if isinstance(report, dict) and all(isinstance(v, (int, float)) for v in report.values()):
-        for name, value in report.items():
-            yield str(name), method, float(value)
-        return
-    items = report.get("features", report) if isinstance(report, dict) else report
-    if isinstance(items, dict):
-        items = [{"name": k, **(v if isinstance(v, dict) else {"statistic": v})}
-                 for k, v in items.items()]
-    for item in items:
-        get = item.get if isinstance(item, dict) else (lambda k, o=item: getattr(o, k, None))
-        value = get("statistic")
-        if value is None:
-            continue
-        yield str(get("name")), str(get("method") or method), float(value)
+    return [(str(name), method, float(value))
+            for name, value in drift_from_profile(profile, columns, method).items()]

@@ -37,11 +37,6 @@ def submit_command(spec: str, target: str, host: str | None = None, experiment: 
         from mlspec.submit.kfp import submit_kfp
 
         return submit_kfp(loaded, host=host, experiment=experiment, namespace=namespace)
-    import importlib.util
-
-    if importlib.util.find_spec("mlspec.submit.tekton") is None:
-        print("error: submitting to Tekton is not available in this mlspec build", file=sys.stderr)
-        return EXIT_FAILED
     from mlspec.submit.tekton import submit_tekton
 
     return submit_tekton(loaded, namespace=namespace, apply_definitions=apply_definitions)

@@ -498,15 +498,9 @@ def retrain_webhook_url(project: Project) -> str:
     ``mlspec trigger serve`` service (run it as a Deployment named ``<name>-trigger``).
     """
     if "tekton" in project.targets:
-        try:  # The Tekton target owns the EventListener's address.
-            from mlspec.targets import tekton
+        from mlspec.targets.tekton import event_listener_url  # the Tekton target owns it
 
-            url = getattr(tekton, "event_listener_url", None)
-            if url is not None:
-                return str(url(project))
-        except ImportError:
-            pass
-        return f"http://el-{project.metadata.name}.{project.namespace}.svc.cluster.local:8080"
+        return event_listener_url(project)
     return (
         f"http://{project.metadata.name}-trigger.{project.namespace}.svc.cluster.local:"
         f"{contract.SERVER_PORT}/alerts"
