@@ -8,8 +8,8 @@ kfp, scikit-learn, torch or mlflow. Exit codes follow DESIGN.md: 0 ok, 1 invalid
 from __future__ import annotations
 
 import sys
-from enum import Enum
-from typing import Annotated, Optional
+from enum import StrEnum
+from typing import Annotated
 
 import typer
 
@@ -22,40 +22,42 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
-trigger_app = typer.Typer(help="The retraining trigger that monitoring alerts call.",
-                          no_args_is_help=True)
+trigger_app = typer.Typer(
+    help="The retraining trigger that monitoring alerts call.", no_args_is_help=True
+)
 app.add_typer(trigger_app, name="trigger")
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 
 
-class OutputFormat(str, Enum):
+class OutputFormat(StrEnum):
     text = "text"
     json = "json"
     sarif = "sarif"
     github = "github"
 
 
-class DriftFormat(str, Enum):
+class DriftFormat(StrEnum):
     text = "text"
     json = "json"
     html = "html"
 
 
-class PlanFormat(str, Enum):
+class PlanFormat(StrEnum):
     text = "text"
     json = "json"
 
 
-class Template(str, Enum):
+class Template(StrEnum):
     classification = "classification"
     regression = "regression"
     torch = "torch"
 
 
 # Options shared by several commands, defined once.
-ProfileOpt = Annotated[Optional[str], typer.Option("--profile", "-p",
-                                                   help="Apply this profile from the spec.")]
+ProfileOpt = Annotated[
+    str | None, typer.Option("--profile", "-p", help="Apply this profile from the spec.")
+]
 SpecArg = Annotated[str, typer.Argument(help="Path to mlproject.yaml.")]
 
 
@@ -84,10 +86,12 @@ def validate(
 @app.command()
 def compile(  # noqa: A001 - the command's name
     spec: SpecArg,
-    output: Annotated[Optional[str], typer.Option("--output", "-o",
-                                                  help="Output folder (default build/NAME).")] = None,
-    target: Annotated[Optional[list[str]], typer.Option("--target", "-t",
-                                                        help="Only these targets.")] = None,
+    output: Annotated[
+        str | None, typer.Option("--output", "-o", help="Output folder (default build/NAME).")
+    ] = None,
+    target: Annotated[
+        list[str] | None, typer.Option("--target", "-t", help="Only these targets.")
+    ] = None,
     profile: ProfileOpt = None,
     strict: Annotated[bool, typer.Option("--strict", help="Warnings fail too.")] = False,
 ) -> None:
@@ -105,7 +109,9 @@ def compile(  # noqa: A001 - the command's name
 def run(
     spec: SpecArg,
     profile: ProfileOpt = None,
-    workdir: Annotated[Optional[str], typer.Option("--workdir", help="Where runs keep artifacts.")] = None,
+    workdir: Annotated[
+        str | None, typer.Option("--workdir", help="Where runs keep artifacts.")
+    ] = None,
 ) -> None:
     """Run the compiled KFP pipeline locally (kfp.local), with live progress."""
     from mlspec.local_run import run_command
@@ -121,19 +127,30 @@ def run(
 def submit(
     spec: SpecArg,
     target: Annotated[str, typer.Option("--target", "-t", help="kfp or tekton.")],
-    host: Annotated[Optional[str], typer.Option("--host", help="KFP API endpoint.")] = None,
-    experiment: Annotated[Optional[str], typer.Option("--experiment")] = None,
-    namespace: Annotated[Optional[str], typer.Option("--namespace", "-n")] = None,
-    apply_definitions: Annotated[bool, typer.Option(
-        "--apply-definitions", help="Tekton: create or patch Tasks and Pipeline first.")] = False,
+    host: Annotated[str | None, typer.Option("--host", help="KFP API endpoint.")] = None,
+    experiment: Annotated[str | None, typer.Option("--experiment")] = None,
+    namespace: Annotated[str | None, typer.Option("--namespace", "-n")] = None,
+    apply_definitions: Annotated[
+        bool,
+        typer.Option(
+            "--apply-definitions", help="Tekton: create or patch Tasks and Pipeline first."
+        ),
+    ] = False,
     profile: ProfileOpt = None,
 ) -> None:
     """Submit the pipeline to a cluster (KFP API, or the Kubernetes API for Tekton)."""
     from mlspec.submit import submit_command
 
     try:
-        code = submit_command(spec, target, host=host, experiment=experiment, namespace=namespace,
-                              apply_definitions=apply_definitions, profile=profile)
+        code = submit_command(
+            spec,
+            target,
+            host=host,
+            experiment=experiment,
+            namespace=namespace,
+            apply_definitions=apply_definitions,
+            profile=profile,
+        )
     except UsageError as exc:
         _fail_usage(str(exc))
     raise typer.Exit(code)
@@ -141,11 +158,13 @@ def submit(
 
 @app.command()
 def serve(
-    model_uri: Annotated[str, typer.Argument(help="Model folder, models:/NAME@ALIAS or runs:/ID/model.")],
+    model_uri: Annotated[
+        str, typer.Argument(help="Model folder, models:/NAME@ALIAS or runs:/ID/model.")
+    ],
     host: Annotated[str, typer.Option("--host")] = "127.0.0.1",
     port: Annotated[int, typer.Option("--port")] = 8080,
-    name: Annotated[Optional[str], typer.Option("--name", help="Model name in the API.")] = None,
-    tracking_uri: Annotated[Optional[str], typer.Option("--tracking-uri")] = None,
+    name: Annotated[str | None, typer.Option("--name", help="Model name in the API.")] = None,
+    tracking_uri: Annotated[str | None, typer.Option("--tracking-uri")] = None,
 ) -> None:
     """Serve a model: Open Inference Protocol v2, /metrics, /feedback, online drift."""
     from mlspec.runtime.server import serve_command
@@ -161,19 +180,30 @@ def serve(
 def drift(
     reference: Annotated[str, typer.Option("--reference", "-r", help="Dataset or model folder.")],
     current: Annotated[str, typer.Option("--current", "-c", help="Current dataset.")],
-    method: Annotated[Optional[str], typer.Option("--method", "-m")] = None,
-    threshold: Annotated[Optional[float], typer.Option("--threshold")] = None,
-    spec: Annotated[Optional[str], typer.Option("--spec", help="Take method, threshold and features "
-                                                "from monitoring.drift.")] = None,
+    method: Annotated[str | None, typer.Option("--method", "-m")] = None,
+    threshold: Annotated[float | None, typer.Option("--threshold")] = None,
+    spec: Annotated[
+        str | None,
+        typer.Option("--spec", help="Take method, threshold and features from monitoring.drift."),
+    ] = None,
     output_format: Annotated[DriftFormat, typer.Option("--format", "-f")] = DriftFormat.text,
-    output: Annotated[Optional[str], typer.Option("--output", "-o", help="Write here, not stdout.")] = None,
+    output: Annotated[
+        str | None, typer.Option("--output", "-o", help="Write here, not stdout.")
+    ] = None,
 ) -> None:
     """Compare current data with a reference: exit 1 when drift is found."""
     from mlspec.runtime.drift_cli import drift_command
 
     try:
-        code = drift_command(reference, current, method=method, threshold=threshold, spec=spec,
-                             output_format=output_format.value, output=output)
+        code = drift_command(
+            reference,
+            current,
+            method=method,
+            threshold=threshold,
+            spec=spec,
+            output_format=output_format.value,
+            output=output,
+        )
     except UsageError as exc:
         _fail_usage(str(exc))
     raise typer.Exit(code)
@@ -206,8 +236,10 @@ def schema() -> None:
 @app.command()
 def init(
     template: Annotated[Template, typer.Option("--template", "-t")] = Template.classification,
-    path: Annotated[str, typer.Option("--output", "-o", help="Where to write it.")] = "mlproject.yaml",
-    name: Annotated[Optional[str], typer.Option("--name", help="metadata.name")] = None,
+    path: Annotated[
+        str, typer.Option("--output", "-o", help="Where to write it.")
+    ] = "mlproject.yaml",
+    name: Annotated[str | None, typer.Option("--name", help="metadata.name")] = None,
     force: Annotated[bool, typer.Option("--force", help="Overwrite an existing file.")] = False,
 ) -> None:
     """Write a starter mlproject.yaml."""
@@ -237,7 +269,7 @@ def trigger_serve(
     spec: Annotated[str, typer.Option("--spec", "-s", help="The project's mlproject.yaml.")],
     host: Annotated[str, typer.Option("--host")] = "127.0.0.1",
     port: Annotated[int, typer.Option("--port", help="0: any free port.")] = 9095,
-    workdir: Annotated[Optional[str], typer.Option("--workdir", help="Where runs execute.")] = None,
+    workdir: Annotated[str | None, typer.Option("--workdir", help="Where runs execute.")] = None,
     profile: ProfileOpt = None,
 ) -> None:
     """Receive Alertmanager webhooks; a retraining alert starts `mlspec run SPEC`."""

@@ -93,28 +93,70 @@ DEFAULT_IMAGE_REPO = "ghcr.io/mlspec/mlspec-runtime"
 
 # The step table: (name, description, inputs, outputs, retries, cacheable). Inputs are
 # (input name, producing step, output name). Kept as data so backends and docs read one source.
-_STEP_TABLE: tuple[tuple[str, str, tuple[tuple[str, str, str], ...], tuple[Artifact, ...], int, bool], ...] = (
-    ("ingest", "Read the data source into a parquet dataset.",
-     (), (Artifact("dataset", DATASET, "dataset.parquet"),), 2, True),
-    ("validate-data", "Check the data contract (features, ranges, nulls, duplicates).",
-     (("dataset", "ingest", "dataset"),),
-     (Artifact("report", JSON_FILE, "data_report.json"),), 0, True),
-    ("split", "Split into train and test sets (stratified, seeded).",
-     (("dataset", "ingest", "dataset"), ("report", "validate-data", "report")),
-     (Artifact("train", DATASET, "train.parquet"), Artifact("test", DATASET, "test.parquet")), 0, True),
-    ("train", "Fit the model (with tuning when configured) and profile the training data.",
-     (("train", "split", "train"),),
-     (Artifact("model", MODEL, "model"),), 0, True),
-    ("evaluate", "Compute the validation metrics on the test set.",
-     (("model", "train", "model"), ("test", "split", "test")),
-     (Artifact("metrics", JSON_FILE, "metrics.json"),), 0, True),
-    ("gate", "Apply thresholds and the champion/challenger rule.",
-     (("metrics", "evaluate", "metrics"),),
-     (Artifact("decision", JSON_FILE, "gate.json"), Artifact("passed", VALUE, "passed")), 1, False),
-    ("register", "Register the model in the MLflow Model Registry and set its alias.",
-     (("model", "train", "model"), ("metrics", "evaluate", "metrics"),
-      ("decision", "gate", "decision"), ("dataset", "ingest", "dataset")),
-     (Artifact("registration", JSON_FILE, "registration.json"),), 2, False),
+_STEP_TABLE: tuple[
+    tuple[str, str, tuple[tuple[str, str, str], ...], tuple[Artifact, ...], int, bool], ...
+] = (
+    (
+        "ingest",
+        "Read the data source into a parquet dataset.",
+        (),
+        (Artifact("dataset", DATASET, "dataset.parquet"),),
+        2,
+        True,
+    ),
+    (
+        "validate-data",
+        "Check the data contract (features, ranges, nulls, duplicates).",
+        (("dataset", "ingest", "dataset"),),
+        (Artifact("report", JSON_FILE, "data_report.json"),),
+        0,
+        True,
+    ),
+    (
+        "split",
+        "Split into train and test sets (stratified, seeded).",
+        (("dataset", "ingest", "dataset"), ("report", "validate-data", "report")),
+        (Artifact("train", DATASET, "train.parquet"), Artifact("test", DATASET, "test.parquet")),
+        0,
+        True,
+    ),
+    (
+        "train",
+        "Fit the model (with tuning when configured) and profile the training data.",
+        (("train", "split", "train"),),
+        (Artifact("model", MODEL, "model"),),
+        0,
+        True,
+    ),
+    (
+        "evaluate",
+        "Compute the validation metrics on the test set.",
+        (("model", "train", "model"), ("test", "split", "test")),
+        (Artifact("metrics", JSON_FILE, "metrics.json"),),
+        0,
+        True,
+    ),
+    (
+        "gate",
+        "Apply thresholds and the champion/challenger rule.",
+        (("metrics", "evaluate", "metrics"),),
+        (Artifact("decision", JSON_FILE, "gate.json"), Artifact("passed", VALUE, "passed")),
+        1,
+        False,
+    ),
+    (
+        "register",
+        "Register the model in the MLflow Model Registry and set its alias.",
+        (
+            ("model", "train", "model"),
+            ("metrics", "evaluate", "metrics"),
+            ("decision", "gate", "decision"),
+            ("dataset", "ingest", "dataset"),
+        ),
+        (Artifact("registration", JSON_FILE, "registration.json"),),
+        2,
+        False,
+    ),
 )
 
 
@@ -141,17 +183,19 @@ def build_graph(project: Project) -> PipelineGraph:
     light = Resources(cpu="500m", memory="1Gi")
     steps = []
     for name, description, inputs, outputs, retries, cacheable in _STEP_TABLE:
-        steps.append(Step(
-            name=name,
-            description=description,
-            inputs=tuple(Input(*i) for i in inputs),
-            outputs=outputs,
-            # Only training needs the spec's resources (and its GPU); the rest is light work.
-            resources=heavy if name == "train" else light,
-            retries=retries,
-            cacheable=cacheable,
-            run_if=("gate", "passed") if name == "register" else None,
-        ))
+        steps.append(
+            Step(
+                name=name,
+                description=description,
+                inputs=tuple(Input(*i) for i in inputs),
+                outputs=outputs,
+                # Only training needs the spec's resources (and its GPU); the rest is light work.
+                resources=heavy if name == "train" else light,
+                retries=retries,
+                cacheable=cacheable,
+                run_if=("gate", "passed") if name == "register" else None,
+            )
+        )
     return PipelineGraph(
         name=project.metadata.name,
         namespace=project.namespace,

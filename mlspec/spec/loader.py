@@ -87,8 +87,16 @@ def parse_document(path: str) -> tuple[PositionedYaml | None, bytes, list[Diagno
         raw = read_spec_bytes(path)
     except OSError as exc:
         reason = exc.strerror or str(exc)
-        return None, b"", [Diagnostic(UNREADABLE, Severity.ERROR, f"cannot read {path}: {reason}",
-                                      "", 1, 1, file=path)], True
+        return (
+            None,
+            b"",
+            [
+                Diagnostic(
+                    UNREADABLE, Severity.ERROR, f"cannot read {path}: {reason}", "", 1, 1, file=path
+                )
+            ],
+            True,
+        )
     try:
         doc = yamlpos.parse(yamlpos.decode(raw))
     except YamlProblem as problem:
@@ -119,7 +127,10 @@ def load_spec(path: str, profile: str | None = None) -> LoadedSpec:
 
 # --- profiles ---------------------------------------------------------------------------------
 def apply_profile(doc: PositionedYaml, name: str) -> tuple[dict[str, Any], dict[Any, Pos]]:
-    """Deep-merge profile ``name`` over the base; positions of overlaid values point at the profile."""
+    """Deep-merge profile ``name`` over the base.
+
+    Positions of overlaid values point at the profile's lines.
+    """
     profiles = doc.data.get("profiles")
     if not isinstance(profiles, dict) or name not in profiles:
         names = sorted(profiles) if isinstance(profiles, dict) else []
@@ -150,7 +161,9 @@ def deep_merge(base: dict[str, Any], overlay: dict[str, Any]) -> dict[str, Any]:
 
 
 # --- pydantic errors -> diagnostics ------------------------------------------------------------
-def validate_data(data: dict[str, Any], doc: PositionedYaml, file: str) -> tuple[Project | None, list[Diagnostic]]:
+def validate_data(
+    data: dict[str, Any], doc: PositionedYaml, file: str
+) -> tuple[Project | None, list[Diagnostic]]:
     """Validate plain data against ``Project``; on failure, positioned diagnostics."""
     try:
         return Project.model_validate(data), []
@@ -158,7 +171,9 @@ def validate_data(data: dict[str, Any], doc: PositionedYaml, file: str) -> tuple
         return None, _diagnostics_from(exc, data, doc, file)
 
 
-def _diagnostics_from(exc: ValidationError, data: Any, doc: PositionedYaml, file: str) -> list[Diagnostic]:
+def _diagnostics_from(
+    exc: ValidationError, data: Any, doc: PositionedYaml, file: str
+) -> list[Diagnostic]:
     grouped: dict[tuple[Any, ...], list[dict[str, Any]]] = {}
     for err in exc.errors(include_url=False):
         path = _data_path(err["loc"], data, err["type"])
@@ -187,7 +202,9 @@ def _data_path(loc: tuple[Any, ...], data: Any, err_type: str) -> tuple[Any, ...
     return tuple(path)
 
 
-def _one_diagnostic(path: tuple[Any, ...], errs: list[dict[str, Any]], pos: Pos, file: str) -> Diagnostic:
+def _one_diagnostic(
+    path: tuple[Any, ...], errs: list[dict[str, Any]], pos: Pos, file: str
+) -> Diagnostic:
     err = errs[0]
     kind = err["type"]
     spec_path = dotted(path)
@@ -210,17 +227,25 @@ def _one_diagnostic(path: tuple[Any, ...], errs: list[dict[str, Any]], pos: Pos,
         hint = did_you_mean(str(given), choices)
     elif kind in ("model_type", "model_attributes_type", "dict_type"):
         message = f"'{spec_path}' must be a mapping of keys; got {_show(err.get('input'))}"
-        hint = "the key has no value; give it one or remove it" if err.get("input") is None else None
+        hint = (
+            "the key has no value; give it one or remove it" if err.get("input") is None else None
+        )
     else:
         messages = []
         for e in errs:
             msg = e["msg"]
             if msg not in messages:
                 messages.append(msg)
-        joined = messages[0] if len(messages) == 1 else "invalid value (" + "; or ".join(messages[:4]) + ")"
+        joined = (
+            messages[0]
+            if len(messages) == 1
+            else "invalid value (" + "; or ".join(messages[:4]) + ")"
+        )
         message = f"'{spec_path}': {joined[0].lower()}{joined[1:]}; got {_show(err.get('input'))}"
         hint = _type_hint(kind, err.get("input"))
-    code = _TYPE_CODES.get(kind, WRONG_TYPE if kind.endswith("_type") or kind.endswith("_parsing") else INVALID)
+    code = _TYPE_CODES.get(
+        kind, WRONG_TYPE if kind.endswith("_type") or kind.endswith("_parsing") else INVALID
+    )
     return Diagnostic(code, Severity.ERROR, message, spec_path, pos.line, pos.column, hint, file)
 
 
@@ -235,8 +260,11 @@ def _show(value: Any) -> str:
 
 def _type_hint(kind: str, given: Any) -> str | None:
     if kind == "string_type" and isinstance(given, (int, float, bool)):
-        return f"quote it if you mean the text: '{given}'" if not isinstance(given, bool) else \
-            "YAML read this as a boolean; quote it if you mean the text"
+        return (
+            f"quote it if you mean the text: '{given}'"
+            if not isinstance(given, bool)
+            else "YAML read this as a boolean; quote it if you mean the text"
+        )
     if kind == "bool_type" and isinstance(given, str):
         return "write true or false (YAML 1.2: yes/no/on/off are strings)"
     if kind in ("int_type", "float_type") and isinstance(given, str):
@@ -271,7 +299,11 @@ def _step(annotation: Any, part: Any) -> Any:
     """The annotation one level down, following a field, a dict value or a list item."""
     for member in _members(annotation):
         origin, args = typing.get_origin(member), typing.get_args(member)
-        if isinstance(member, type) and issubclass(member, BaseModel) and part in member.model_fields:
+        if (
+            isinstance(member, type)
+            and issubclass(member, BaseModel)
+            and part in member.model_fields
+        ):
             return member.model_fields[part].annotation
         if origin is dict and isinstance(part, str) and len(args) == 2:
             return args[1]

@@ -38,17 +38,39 @@ RolloutStrategy = Literal["canary", "ab", "shadow", "blue-green", "auto"]
 Target = Literal["kfp", "tekton"]
 
 CLASSIFICATION_METRICS = (
-    "accuracy", "balanced_accuracy", "precision", "recall", "f1", "precision_macro",
-    "recall_macro", "f1_macro", "f1_weighted", "roc_auc", "log_loss",
+    "accuracy",
+    "balanced_accuracy",
+    "precision",
+    "recall",
+    "f1",
+    "precision_macro",
+    "recall_macro",
+    "f1_macro",
+    "f1_weighted",
+    "roc_auc",
+    "log_loss",
 )
 REGRESSION_METRICS = ("r2", "rmse", "mae", "mse", "mape")
 ALL_METRICS = CLASSIFICATION_METRICS + REGRESSION_METRICS
 # Metrics where a smaller value is better; the gate and champion/challenger use this.
 LOWER_IS_BETTER = frozenset({"log_loss", "rmse", "mae", "mse", "mape"})
 Metric = Literal[
-    "accuracy", "balanced_accuracy", "precision", "recall", "f1", "precision_macro",
-    "recall_macro", "f1_macro", "f1_weighted", "roc_auc", "log_loss",
-    "r2", "rmse", "mae", "mse", "mape",
+    "accuracy",
+    "balanced_accuracy",
+    "precision",
+    "recall",
+    "f1",
+    "precision_macro",
+    "recall_macro",
+    "f1_macro",
+    "f1_weighted",
+    "roc_auc",
+    "log_loss",
+    "r2",
+    "rmse",
+    "mae",
+    "mse",
+    "mape",
 ]
 DEFAULT_METRICS: dict[str, list[str]] = {
     "classification": ["accuracy", "f1_macro"],
@@ -70,19 +92,24 @@ class SpecModel(BaseModel):
 # --- metadata ---------------------------------------------------------------------------------
 class Metadata(SpecModel):
     name: Annotated[str, StringConstraints(pattern=DNS_LABEL, max_length=40)] = Field(
-        description="DNS-1123 label, at most 40 characters: it names Kubernetes objects.")
+        description="DNS-1123 label, at most 40 characters: it names Kubernetes objects."
+    )
     version: ShortText = "0.1.0"
     owner: ShortText | None = None
     description: Annotated[str, StringConstraints(max_length=2000)] | None = None
     labels: dict[Annotated[str, StringConstraints(max_length=63)], ShortText] = Field(
-        default_factory=dict)
+        default_factory=dict
+    )
 
 
 # --- data -------------------------------------------------------------------------------------
 class Source(SpecModel):
     uri: Annotated[str, StringConstraints(min_length=1, max_length=2048)] = Field(
-        description="File path (csv, parquet), s3://, gs://, https:// or sklearn://NAME.")
-    format: DataFormat | None = Field(default=None, description="Inferred from the uri when omitted.")
+        description="File path (csv, parquet), s3://, gs://, https:// or sklearn://NAME."
+    )
+    format: DataFormat | None = Field(
+        default=None, description="Inferred from the uri when omitted."
+    )
 
 
 class Feature(SpecModel):
@@ -91,7 +118,8 @@ class Feature(SpecModel):
     max: float | None = None
     nullable: bool = False
     values: list[str | int | float | bool] | None = Field(
-        default=None, description="Allowed values of a category feature.")
+        default=None, description="Allowed values of a category feature."
+    )
 
 
 class Checks(SpecModel):
@@ -105,15 +133,18 @@ class Split(SpecModel):
     validation: Annotated[float, Field(ge=0, lt=1)] = 0.0
     seed: Annotated[int, Field(ge=0, le=2**32 - 1)] = 42
     stratify: bool | None = Field(
-        default=None, description="Stratify by the target; default: yes for classification.")
+        default=None, description="Stratify by the target; default: yes for classification."
+    )
 
 
 class Data(SpecModel):
     source: Source
     target: Annotated[str, StringConstraints(min_length=1, max_length=256)] | None = Field(
-        default=None, description="The label column; required for supervised tasks.")
-    features: dict[Annotated[str, StringConstraints(min_length=1, max_length=256)], Feature] = Field(
-        default_factory=dict, description="The data contract that validate-data enforces.")
+        default=None, description="The label column; required for supervised tasks."
+    )
+    features: dict[Annotated[str, StringConstraints(min_length=1, max_length=256)], Feature] = (
+        Field(default_factory=dict, description="The data contract that validate-data enforces.")
+    )
     checks: Checks = Field(default_factory=Checks)
     split: Split = Field(default_factory=Split)
 
@@ -161,7 +192,8 @@ class Model(SpecModel):
     task: Task
     framework: Framework = "sklearn"
     estimator: Annotated[str, StringConstraints(max_length=256)] | None = Field(
-        default=None, description="sklearn: the estimator's import path (from the catalog).")
+        default=None, description="sklearn: the estimator's import path (from the catalog)."
+    )
     params: dict[str, ParamValue] = Field(default_factory=dict)
     architecture: Architecture | None = None
     training: Training | None = None
@@ -192,10 +224,13 @@ class Validation(SpecModel):
 
 # --- registry ---------------------------------------------------------------------------------
 class Registry(SpecModel):
-    tracking_uri: Annotated[str, StringConstraints(min_length=1, max_length=2048)] = \
+    tracking_uri: Annotated[str, StringConstraints(min_length=1, max_length=2048)] = (
         "sqlite:///mlruns.db"
-    model_name: Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$",
-                                                 max_length=256)] | None = None
+    )
+    model_name: (
+        Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$", max_length=256)]
+        | None
+    ) = None
     alias: Identifier = "staging"
 
 
@@ -214,12 +249,15 @@ class ServingResources(SpecModel):
 class Rollout(SpecModel):
     strategy: RolloutStrategy = "canary"
     traffic_percent: int = Field(default=10, description="Traffic share of the new model, 0-100.")
-    steps: list[int] | None = Field(default=None, description="Canary step plan, e.g. [10, 50, 100].")
+    steps: list[int] | None = Field(
+        default=None, description="Canary step plan, e.g. [10, 50, 100]."
+    )
 
 
 class Serving(SpecModel):
     image: Annotated[str, StringConstraints(max_length=512)] | None = Field(
-        default=None, description="Default: the runtime image of this mlspec version.")
+        default=None, description="Default: the runtime image of this mlspec version."
+    )
     protocol: Literal["v1", "v2"] = "v2"
     deployment_mode: Literal["serverless", "raw"] = "serverless"
     replicas: Replicas = Field(default_factory=Replicas)
@@ -250,7 +288,8 @@ class Service(SpecModel):
 class Alerts(SpecModel):
     severity: Literal["info", "warning", "critical"] = "warning"
     retrain_on: list[Literal["drift", "performance"]] = Field(
-        default_factory=lambda: ["drift", "performance"])
+        default_factory=lambda: ["drift", "performance"]
+    )
 
 
 class Monitoring(SpecModel):
@@ -268,7 +307,8 @@ class GitTrigger(SpecModel):
 
 class Triggers(SpecModel):
     schedule: Annotated[str, StringConstraints(max_length=128)] | None = Field(
-        default=None, description="A five-field cron expression.")
+        default=None, description="A five-field cron expression."
+    )
     git: GitTrigger | None = None
     on_alert: bool = False
 
@@ -289,9 +329,11 @@ class Project(SpecModel):
     triggers: Triggers = Field(default_factory=Triggers)
     targets: list[Target] = Field(default_factory=lambda: ["kfp", "tekton"])
     namespace: DnsLabel = "default"
-    profiles: dict[Annotated[str, StringConstraints(pattern=DNS_LABEL, max_length=63)],
-                   dict[str, Any]] = Field(
-        default_factory=dict, description="Overlays deep-merged over the base with --profile.")
+    profiles: dict[
+        Annotated[str, StringConstraints(pattern=DNS_LABEL, max_length=63)], dict[str, Any]
+    ] = Field(
+        default_factory=dict, description="Overlays deep-merged over the base with --profile."
+    )
 
     # Derived values every consumer needs; one definition each.
     @property

@@ -61,7 +61,9 @@ class PositionedYaml:
 class YamlProblem(Exception):
     """The file cannot be read as a spec; carries one positioned diagnostic."""
 
-    def __init__(self, code: str, message: str, line: int = 1, column: int = 1, hint: str | None = None):
+    def __init__(
+        self, code: str, message: str, line: int = 1, column: int = 1, hint: str | None = None
+    ):
         super().__init__(message)
         self.diagnostic = Diagnostic(code, Severity.ERROR, message, "", line, column, hint)
 
@@ -77,8 +79,24 @@ _FLOAT_RE = re.compile(r"[-+]?(\.[0-9]+|[0-9]+(\.[0-9]*)?)([eE][-+]?[0-9]+)?\Z")
 _INF_RE = re.compile(r"[-+]?\.(inf|Inf|INF)\Z")
 _NAN_RE = re.compile(r"\.(nan|NaN|NAN)\Z")
 # Plain scalars YAML 1.1 reads as booleans, octals or base-60 numbers; YAML 1.2 does not.
-_YAML11_BOOL = {"y", "Y", "yes", "Yes", "YES", "n", "N", "no", "No", "NO",
-                "on", "On", "ON", "off", "Off", "OFF"}
+_YAML11_BOOL = {
+    "y",
+    "Y",
+    "yes",
+    "Yes",
+    "YES",
+    "n",
+    "N",
+    "no",
+    "No",
+    "NO",
+    "on",
+    "On",
+    "ON",
+    "off",
+    "Off",
+    "OFF",
+}
 _YAML11_OCTAL_RE = re.compile(r"[-+]?0[0-7]+\Z")
 _YAML11_SEXAGESIMAL_RE = re.compile(r"[-+]?[0-9][0-9_]*(:[0-5]?[0-9])+(\.[0-9_]*)?\Z")
 # YAML 1.1 numbers with underscores or in binary are strings in 1.2; an exponent without a dot
@@ -113,23 +131,30 @@ def resolve_plain(value: str) -> Any:
 
 def _yaml11_note(value: str) -> str | None:
     if value in _YAML11_BOOL:
-        return f"'{value}' is the string \"{value}\" here (YAML 1.2) but a boolean to YAML 1.1 tools"
+        return (
+            f"'{value}' is the string \"{value}\" here (YAML 1.2) but a boolean to YAML 1.1 tools"
+        )
     if _YAML11_OCTAL_RE.match(value) and value.lstrip("+-") != "0":
-        return f"'{value}' is the decimal number {int(value)} here (YAML 1.2) but octal to YAML 1.1 tools"
+        return (f"'{value}' is the decimal number {int(value)} here (YAML 1.2) but octal to "
+                "YAML 1.1 tools")
     if _YAML11_SEXAGESIMAL_RE.match(value):
         return f"'{value}' is a string here (YAML 1.2) but a base-60 number to YAML 1.1 tools"
     if "_" in value and _YAML11_UNDERSCORE_RE.match(value) or _YAML11_BINARY_RE.match(value):
         return f"'{value}' is a string here (YAML 1.2) but a number to YAML 1.1 tools"
     if _NO_DOT_EXPONENT_RE.match(value):
-        return (f"'{value}' is the number {float(value):g} here (YAML 1.2) but a string to "
-                "YAML 1.1 tools")
+        return (
+            f"'{value}' is the number {float(value):g} here (YAML 1.2) but a string to "
+            "YAML 1.1 tools"
+        )
     return None
 
 
 def decode(raw: bytes) -> str:
     """Bytes to text, refusing what is too big, binary or not UTF-8."""
     if len(raw) > MAX_BYTES:
-        raise YamlProblem("MLS003", f"file is {len(raw):,} bytes; a spec may be at most {MAX_BYTES:,}")
+        raise YamlProblem(
+            "MLS003", f"file is {len(raw):,} bytes; a spec may be at most {MAX_BYTES:,}"
+        )
     if raw.startswith(b"\xef\xbb\xbf"):
         raw = raw[3:]
     if b"\x00" in raw:
@@ -140,8 +165,9 @@ def decode(raw: bytes) -> str:
     except UnicodeDecodeError as exc:
         line = raw[: exc.start].count(b"\n") + 1
         column = exc.start - (raw.rfind(b"\n", 0, exc.start) + 1) + 1
-        raise YamlProblem("MLS002", f"file is not valid UTF-8 (byte 0x{raw[exc.start]:02x})",
-                          line, column) from None
+        raise YamlProblem(
+            "MLS002", f"file is not valid UTF-8 (byte 0x{raw[exc.start]:02x})", line, column
+        ) from None
 
 
 def _pos(mark: Any) -> Pos:
@@ -177,8 +203,12 @@ class _Builder:
         self.nodes += n
         if self.nodes > MAX_NODES:
             p = _pos(mark)
-            raise YamlProblem("MLS007", f"document expands to more than {MAX_NODES:,} nodes "
-                              "(an alias bomb?)", p.line, p.column)
+            raise YamlProblem(
+                "MLS007",
+                f"document expands to more than {MAX_NODES:,} nodes (an alias bomb?)",
+                p.line,
+                p.column,
+            )
 
     def _child_path(self, mark: Any) -> tuple[Path, Pos]:
         """The path of the node that starts now, and the position to record for it."""
@@ -202,8 +232,11 @@ class _Builder:
             top.pending_key = None
 
     def _expecting_key(self) -> bool:
-        return bool(self.stack) and isinstance(self.stack[-1].value, dict) \
+        return (
+            bool(self.stack)
+            and isinstance(self.stack[-1].value, dict)
             and self.stack[-1].pending_key is None
+        )
 
     # -- events ----------------------------------------------------------------------------
     def on_scalar(self, ev: Any) -> None:
@@ -219,9 +252,17 @@ class _Builder:
             value = resolve_plain(ev.value)
             note = _yaml11_note(ev.value)
             if note:
-                self.warnings.append(Diagnostic(
-                    "MLS011", Severity.WARNING, note, _dotted(path), pos.line, pos.column,
-                    f"quote it ('{ev.value}') or write the value you mean"))
+                self.warnings.append(
+                    Diagnostic(
+                        "MLS011",
+                        Severity.WARNING,
+                        note,
+                        _dotted(path),
+                        pos.line,
+                        pos.column,
+                        f"quote it ('{ev.value}') or write the value you mean",
+                    )
+                )
         else:
             value = ev.value
         self.positions[path] = pos
@@ -234,21 +275,36 @@ class _Builder:
         if ev.tag == "tag:yaml.org,2002:str":
             return ev.value
         p = _pos(ev.start_mark)
-        raise YamlProblem("MLS004", f"unsupported YAML tag {ev.tag!r}", p.line, p.column,
-                          "a spec uses plain YAML values only; quote the value for a string")
+        raise YamlProblem(
+            "MLS004",
+            f"unsupported YAML tag {ev.tag!r}",
+            p.line,
+            p.column,
+            "a spec uses plain YAML values only; quote the value for a string",
+        )
 
     def _on_key(self, ev: Any, plain: bool) -> None:
         top = self.stack[-1]
         key = ev.value
         pos = _pos(ev.start_mark)
         if plain and key == "<<":
-            raise YamlProblem("MLS004", "merge keys ('<<') are not supported in a spec",
-                              pos.line, pos.column, "write the keys out, or use profiles")
+            raise YamlProblem(
+                "MLS004",
+                "merge keys ('<<') are not supported in a spec",
+                pos.line,
+                pos.column,
+                "write the keys out, or use profiles",
+            )
         if key in top.value:
             first = self.positions.get(top.path + (key,))
             where = f" (first defined on line {first.line})" if first else ""
-            raise YamlProblem("MLS005", f"duplicate key '{key}'{where}", pos.line, pos.column,
-                              "a later key would silently replace the earlier one; keep one")
+            raise YamlProblem(
+                "MLS005",
+                f"duplicate key '{key}'{where}",
+                pos.line,
+                pos.column,
+                "a later key would silently replace the earlier one; keep one",
+            )
         top.pending_key = key
         top.key_pos = pos
 
@@ -256,12 +312,14 @@ class _Builder:
         self._count(1, ev.start_mark)
         if self._expecting_key():
             p = _pos(ev.start_mark)
-            raise YamlProblem("MLS004", "a mapping key must be a plain string, not a collection",
-                              p.line, p.column)
+            raise YamlProblem(
+                "MLS004", "a mapping key must be a plain string, not a collection", p.line, p.column
+            )
         if len(self.stack) >= MAX_DEPTH:
             p = _pos(ev.start_mark)
-            raise YamlProblem("MLS006", f"nesting is deeper than {MAX_DEPTH} levels",
-                              p.line, p.column)
+            raise YamlProblem(
+                "MLS006", f"nesting is deeper than {MAX_DEPTH} levels", p.line, p.column
+            )
         if ev.tag not in (None, "!", "tag:yaml.org,2002:map", "tag:yaml.org,2002:seq"):
             p = _pos(ev.start_mark)
             raise YamlProblem("MLS004", f"unsupported YAML tag {ev.tag!r}", p.line, p.column)
@@ -344,8 +402,13 @@ def parse(text: str) -> PositionedYaml:
                 builder.documents += 1
                 if builder.documents > 1:
                     p = _pos(ev.start_mark)
-                    raise YamlProblem("MLS010", "the file holds more than one YAML document",
-                                      p.line, p.column, "keep one spec per file")
+                    raise YamlProblem(
+                        "MLS010",
+                        "the file holds more than one YAML document",
+                        p.line,
+                        p.column,
+                        "keep one spec per file",
+                    )
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         line, col = (mark.line + 1, mark.column + 1) if mark else (1, 1)
@@ -355,8 +418,9 @@ def parse(text: str) -> PositionedYaml:
     except yaml.reader.ReaderError as exc:  # a control character the YAML reader refuses
         line = text.count("\n", 0, exc.position) + 1
         column = exc.position - (text.rfind("\n", 0, exc.position) + 1) + 1
-        raise YamlProblem("MLS002", f"unacceptable character #x{exc.character:04x} in the file",
-                          line, column) from None
+        raise YamlProblem(
+            "MLS002", f"unacceptable character #x{exc.character:04x} in the file", line, column
+        ) from None
     except yaml.YAMLError as exc:
         raise YamlProblem("MLS004", f"YAML error: {exc}".splitlines()[0], 1, 1) from None
     except RecursionError:
@@ -366,8 +430,13 @@ def parse(text: str) -> PositionedYaml:
         raise YamlProblem("MLS008", "the file is empty; a spec starts with 'apiVersion: mlspec/v1'")
     if not isinstance(builder.root, dict):
         kind = "a list" if isinstance(builder.root, list) else f"a {type(builder.root).__name__}"
-        raise YamlProblem("MLS009", f"the top level is {kind}; a spec is a mapping of sections",
-                          1, 1, "start with 'apiVersion: mlspec/v1' and 'kind: MLProject'")
+        raise YamlProblem(
+            "MLS009",
+            f"the top level is {kind}; a spec is a mapping of sections",
+            1,
+            1,
+            "start with 'apiVersion: mlspec/v1' and 'kind: MLProject'",
+        )
     return PositionedYaml(builder.root, builder.positions, text.splitlines(), builder.warnings)
 
 

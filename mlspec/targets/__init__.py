@@ -1,4 +1,4 @@
-"""Compile targets: one module each, every one a pure ``render(project, graph) -> list[OutputFile]``.
+"""Compile targets: one module each, each a pure ``render(project, graph) -> list[OutputFile]``.
 
 ``TARGETS`` maps a target name to the module that renders it; modules are imported only when
 their target is compiled, so a target's heavy dependency (kfp) costs nothing elsewhere.
@@ -7,8 +7,8 @@ their target is compiled, so a target's heavy dependency (kfp) costs nothing els
 from __future__ import annotations
 
 import importlib
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 from mlspec.graph import PipelineGraph
 from mlspec.spec.models import Project

@@ -232,7 +232,8 @@ def _drift_values(prom: int) -> dict[str, float]:
 def _versions(tracking_uri: str) -> list[int]:
     from mlflow.tracking import MlflowClient
 
-    found = MlflowClient(tracking_uri=tracking_uri, registry_uri=tracking_uri).search_model_versions(f"name='{MODEL}'")
+    client = MlflowClient(tracking_uri=tracking_uri, registry_uri=tracking_uri)
+    found = client.search_model_versions(f"name='{MODEL}'")
     return sorted(int(v.version) for v in found)
 
 
