@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
-# Run the test suite: installs what it needs (venv, extras, Debian's prometheus), then pytest.
+# Run the test suite: installs what it needs (venv, extras, Debian's prometheus), lints with
+# ruff, then pytest.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/system-deps.sh
 bash scripts/bootstrap.sh dev
+.venv/bin/ruff check mlspec tests bench scripts
 exec .venv/bin/python -m pytest -q "$@"
