@@ -275,15 +275,11 @@ def _hist_sorted(values: np.ndarray, edges: np.ndarray) -> list[int]:
 
 def _categorical_counts_pair(ref_col, cur_col) -> tuple[list[str], np.ndarray, np.ndarray]:
     """(labels, reference counts, current counts) over the union of observed values, keyed by
-    ``str(value)``. Each side is hashed once (``value_counts``); only the few distinct values
-    are matched across sides."""
+    ``str(value)``. Each side is hashed once; only the few distinct values are matched across
+    sides."""
     import numpy as np
-    import pandas as pd
 
-    sides = []
-    for column in (ref_col, cur_col):
-        counts = pd.Series(column, copy=False).value_counts(dropna=True, sort=False)
-        sides.append(([str(u) for u in counts.index], counts.to_numpy(dtype=np.int64)))
+    sides = [_value_counts(ref_col), _value_counts(cur_col)]
     labels = sorted(set(sides[0][0]) | set(sides[1][0]))
     index = {label: i for i, label in enumerate(labels)}
     out = []
@@ -292,6 +288,27 @@ def _categorical_counts_pair(ref_col, cur_col) -> tuple[list[str], np.ndarray, n
         np.add.at(full, np.array([index[n] for n in names], dtype=np.int64), counts)
         out.append(full)
     return labels, out[0], out[1]
+
+
+def _value_counts(column) -> tuple[list[str], np.ndarray]:
+    """(``str`` of each distinct non-missing value, its count). Arrow-backed columns (pandas'
+    default ``str`` dtype) are hashed by pyarrow directly, skipping pandas' index building;
+    anything else by ``pandas.Series.value_counts``."""
+    import numpy as np
+    import pandas as pd
+
+    series = pd.Series(column, copy=False)
+    if getattr(series.dtype, "storage", None) == "pyarrow" or isinstance(series.dtype,
+                                                                         pd.ArrowDtype):
+        import pyarrow.compute as pc
+
+        counted = pc.value_counts(series.array.__arrow_array__())
+        values, counts = counted.field("values"), counted.field("counts")
+        present = values.is_valid()
+        return ([str(v) for v in values.filter(present).to_pylist()],
+                counts.filter(present).to_numpy().astype(np.int64))
+    counts = series.value_counts(dropna=True, sort=False)
+    return [str(u) for u in counts.index], counts.to_numpy(dtype=np.int64)
 
 
 def _categorical(names, triples, method, threshold, charts) -> dict[str, FeatureDrift]:

@@ -14,6 +14,7 @@ from scipy import stats
 from scipy.spatial.distance import jensenshannon
 
 from mlspec.runtime import drift as D
+from mlspec.runtime.drift_stats import _ks_block
 from tests.runtime.conftest import REPO
 
 REL = 1e-9
@@ -42,6 +43,31 @@ def test_ks_and_wasserstein_equal_scipy(n1, n2):
         assert _close(d[j], expected.statistic), (j, d[j], expected.statistic)
         assert _close(p[j], expected.pvalue), (j, p[j], expected.pvalue)
         assert _close(w[j], stats.wasserstein_distance(r, c))
+
+
+KS_SHAPES = {
+    "normal": lambda rng, n, s: rng.normal(s, 1, n),
+    "rounded": lambda rng, n, s: np.round(rng.normal(s, 1, n), 1),
+    "few integers": lambda rng, n, s: rng.integers(0, 5 + int(s * 10), n).astype(float),
+    "lognormal, 3 decimals": lambda rng, n, s: np.round(rng.lognormal(0, 1 + s, n), 3),
+    "30% zeros": lambda rng, n, s: np.where(rng.random(n) < 0.3, 0.0, rng.normal(s, 1, n)),
+    "cauchy": lambda rng, n, s: rng.standard_cauchy(n) + s,
+    "spike": lambda rng, n, s: np.concatenate([rng.normal(0, 1, n // 2),
+                                               rng.normal(5 + s, 0.01, n - n // 2)]),
+}
+
+
+@pytest.mark.parametrize("shape", sorted(KS_SHAPES))
+def test_bounded_ks_search_equals_a_full_merge(shape):
+    """The grid search (samples above 8 x KS_GRID) finds exactly the D of a full merge, for
+    ties, heavy tails, spikes, tiny and large shifts and unequal sizes."""
+    rng = np.random.default_rng(len(shape))
+    for shift in (0.0, 0.0, 0.001, 0.01, 0.05, 0.3):
+        n1, n2 = (int(x) for x in rng.integers(9_000, 60_000, 2))
+        r = np.sort(KS_SHAPES[shape](rng, n1, 0.0))
+        c = np.sort(KS_SHAPES[shape](rng, n2, shift))
+        full = _ks_block(r[None, :], np.array([n1]), c[None, :], np.array([n2]))
+        assert D.ks_sorted(r, c) == float(full[0]), (shape, shift, n1, n2)
 
 
 def test_chi2_and_js_equal_scipy():
