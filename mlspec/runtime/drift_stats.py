@@ -89,115 +89,96 @@ def ks_wasserstein(ref_sorted: np.ndarray, n1: np.ndarray, cur_sorted: np.ndarra
     return ks, wd
 
 
-KS_GRID = 1024  # first-round grid points per sample for the bounded KS search
-KS_ROUNDS = 3  # grid refinements before merging what is left
-KS_MERGE_MAX = 20_000  # merge the remaining gaps once they hold this few values
-KS_SPREAD = 16  # new grid points per open gap and sample in each refinement
-
-
-def _own_ranks(a, idx):
-    """Counts < and <= a[idx] in sorted a: the index itself unless the value ties a neighbour."""
-    import numpy as np
-
-    n = a.size
-    v = a[idx]
-    lt, le = idx.copy(), idx + 1
-    tied = (idx > 0) & (a[np.maximum(idx - 1, 0)] == v)
-    if tied.any():
-        lt[tied] = np.searchsorted(a, v[tied], "left")
-    tied = (idx < n - 1) & (a[np.minimum(idx + 1, n - 1)] == v)
-    if tied.any():
-        le[tied] = np.searchsorted(a, v[tied], "right")
-    return v, lt, le
-
-
-def _cross_ranks(a, v):
-    """Counts < and <= each v in sorted a: one binary search, a second only for values in a."""
-    import numpy as np
-
-    n = a.size
-    lt = np.searchsorted(a, v, "left")
-    le = lt.copy()
-    hit = a[np.minimum(lt, n - 1)] == v
-    hit &= lt < n
-    if hit.any():
-        le[hit] = np.searchsorted(a, v[hit], "right")
-    return lt, le
-
-
-def _samples(r, c, idx_r, idx_c):
-    """Values drawn from r at idx_r and c at idx_c with their counts < and <= in both."""
-    import numpy as np
-
-    vr, r_lt_r, r_le_r = _own_ranks(r, idx_r)
-    c_lt_r, c_le_r = _cross_ranks(c, vr)
-    vc, c_lt_c, c_le_c = _own_ranks(c, idx_c)
-    r_lt_c, r_le_c = _cross_ranks(r, vc)
-    cat = np.concatenate
-    return (cat([vr, vc]), cat([r_lt_r, r_lt_c]), cat([r_le_r, r_le_c]),
-            cat([c_lt_r, c_lt_c]), cat([c_le_r, c_le_c]))
+KS_FULL_MERGE_MAX = 8192  # samples this small (together) are merged outright
+KS_MIN_GRID = 1024  # grid points per sample, at least; n ** (2/3) for larger samples
 
 
 def ks_sorted(r: np.ndarray, c: np.ndarray) -> float:
     """Two-sample KS statistic D of two sorted samples (no NaN), exactly as scipy's ks_2samp.
 
-    D is the largest ``|F1(x) - F2(x)|`` over sample points x. Grid points (sample values at
-    evenly spaced ranks of each sample) split the line into gaps: at a grid point both ECDFs
-    are known exactly (its own sample's counts from its rank, the other's from one binary
-    search); inside a gap each ECDF lies between its values at the two ends, which bounds the
-    difference there. Gaps whose bound beats the best grid value get a finer grid of their own
-    (a few rounds), and the few gaps left are merged exactly. After sorting, the cost is
-    O(grid x log n), independent of n for the rest.
+    D is the largest ``|F1(x) - F2(x)|`` over sample values x, with the counts of values <= x
+    as ECDFs. Every s-th value of each sample forms a grid; one merge of the two small grids
+    brackets, for every grid value, each sample's count below and at it within one grid step
+    (a grid point's rank is known, so no binary search is needed). The brackets give a lower
+    bound of D and an upper bound of |F1 - F2| at each grid value and inside each gap between
+    grid values. Only the values and gaps whose upper bound beats the lower bound are settled
+    exactly: a few binary searches, and one merge of the values inside the open gaps. The grid
+    size, ~n^(2/3) per sample, balances the grid's cost against the settled gaps' (their
+    slack shrinks with the step, so fewer gaps stay open).
     """
     import numpy as np
 
     n1, n2 = r.size, c.size
-    if n1 + n2 <= 8 * KS_GRID:
+    if n1 + n2 <= KS_FULL_MERGE_MAX:
         return float(_ks_block(r[None, :], np.array([n1]), c[None, :], np.array([n2]))[0])
-    cols = _samples(r, c, np.linspace(0, n1 - 1, KS_GRID).astype(np.int64),
-                    np.linspace(0, n2 - 1, KS_GRID).astype(np.int64))
-    parent = np.zeros(cols[0].size, dtype=np.int64)
-    best = 0
-    for round_ in range(KS_ROUNDS):
-        order = np.lexsort((cols[0], parent))
-        values, parent = cols[0][order], parent[order]
-        keep = np.ones(values.size, dtype=bool)
-        keep[1:] = (values[1:] != values[:-1]) | (parent[1:] != parent[:-1])
-        values, parent = values[keep], parent[keep]
-        sel = order[keep]
-        r_lt, r_le, c_lt, c_le = (x[sel] for x in cols[1:])
-        real_gap = parent[1:] == parent[:-1]
-        best = max(best, int(np.abs(r_le * n2 - c_le * n1).max()))
-        upper = np.maximum(r_lt[1:] * n2 - c_le[:-1] * n1, c_lt[1:] * n1 - r_le[:-1] * n2)
-        todo = np.flatnonzero((upper > best) & real_gap)
-        lo1, hi1, lo2, hi2 = r_le[todo], r_lt[todo + 1], c_le[todo], c_lt[todo + 1]
-        inside = int((hi1 - lo1).sum() + (hi2 - lo2).sum())
-        if inside == 0:
-            break
-        if inside <= KS_MERGE_MAX or round_ == KS_ROUNDS - 1:
-            best = max(best, _ks_intervals(r, c, lo1, hi1, lo2, hi2))
-            break
-        i1, p1 = _spread(lo1, hi1, todo)
-        i2, p2 = _spread(lo2, hi2, todo)
-        new = _samples(r, c, i1, i2)
-        ends = np.concatenate([todo, todo + 1])
-        cols = tuple(np.concatenate([x[ends], y]) for x, y in
-                     zip((values, r_lt, r_le, c_lt, c_le), new, strict=True))
-        parent = np.concatenate([todo, todo, p1, p2])
+    grid = max(KS_MIN_GRID, int(max(n1, n2) ** (2 / 3)))
+    at_r, at_c = _grid_indices(n1, grid), _grid_indices(n2, grid)
+    values = np.concatenate([r[at_r], c[at_c]])
+    order = np.argsort(values, kind="stable")  # two sorted runs: a linear merge
+    values = values[order]
+    from_r = order < at_r.size
+    seen_r = np.cumsum(from_r)  # grid points of r up to each merged position
+    seen_c = np.arange(1, values.size + 1) - seen_r
+    last = np.flatnonzero(np.append(values[1:] != values[:-1], True))  # end of each value's run
+    first = np.concatenate(([0], last[:-1] + 1))
+    distinct = values[last]
+    # Each sample's counts < and <= every distinct grid value, as [low, high] brackets.
+    r_lt = _bracket(at_r, n1, seen_r[first] - from_r[first])
+    r_le = _bracket(at_r, n1, seen_r[last])
+    c_lt = _bracket(at_c, n2, seen_c[first] - ~from_r[first])
+    c_le = _bracket(at_c, n2, seen_c[last])
+    # |F1 - F2| * n1 * n2 in exact integers: its certain minimum at the grid values is a lower
+    # bound of D; its possible maximum at each value and inside each gap decides what to settle.
+    best = int(max(0, (r_le[0] * n2 - c_le[1] * n1).max(), (c_le[0] * n1 - r_le[1] * n2).max()))
+    settle = np.maximum(r_le[1] * n2 - c_le[0] * n1, c_le[1] * n1 - r_le[0] * n2) > best
+    gaps = np.flatnonzero(np.maximum(r_lt[1][1:] * n2 - c_le[0][:-1] * n1,
+                                     c_lt[1][1:] * n1 - r_le[0][:-1] * n2) > best)
+    settle[gaps] = settle[gaps + 1] = True  # a gap is settled with both its ends
+    points = np.flatnonzero(settle)
+    if points.size == 0:
+        return best / (n1 * n2)
+    r_lt, r_le = _exact_counts(r, distinct[points])
+    c_lt, c_le = _exact_counts(c, distinct[points])
+    best = max(best, int(np.abs(r_le * n2 - c_le * n1).max()))
+    left = np.searchsorted(points, gaps)  # a gap's ends are consecutive settled points
+    lo1, hi1, lo2, hi2 = r_le[left], r_lt[left + 1], c_le[left], c_lt[left + 1]
+    still_open = np.maximum(hi1 * n2 - lo2 * n1, hi2 * n1 - lo1 * n2) > best
+    if still_open.any():
+        best = max(best, _ks_intervals(r, c, lo1[still_open], hi1[still_open],
+                                       lo2[still_open], hi2[still_open]))
     return best / (n1 * n2)
 
 
-def _spread(lo: np.ndarray, hi: np.ndarray, gap: np.ndarray, per_gap: int = KS_SPREAD
-            ) -> tuple[np.ndarray, np.ndarray]:
-    """Up to ``per_gap`` evenly spaced indices in each non-empty range [lo, hi), and the gap
-    each belongs to."""
+def _grid_indices(n: int, grid: int) -> np.ndarray:
+    """Every (n // grid)-th index of a sample of n, its last one included."""
     import numpy as np
 
-    keep = hi > lo
-    lo, length, gap = lo[keep], (hi - lo)[keep], gap[keep]
-    steps = np.tile(np.arange(per_gap, dtype=np.int64), lo.size)
-    return (np.repeat(lo, per_gap) + steps * np.repeat(length, per_gap) // per_gap,
-            np.repeat(gap, per_gap))
+    idx = np.arange(0, n, max(1, n // grid))
+    return idx if idx[-1] == n - 1 else np.append(idx, n - 1)
+
+
+def _bracket(at: np.ndarray, n: int, below: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """[low, high] of a sample's count of values under some bound, from the number ``below``
+    of its grid points under that bound: the last such grid point is under it and the next is
+    not (the ends of the sample stand in where there is none)."""
+    import numpy as np
+
+    ends = np.concatenate(([-1], at, [n]))
+    return ends[below] + 1, ends[below + 1]
+
+
+def _exact_counts(a: np.ndarray, v: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Counts < and <= each of the sorted values v in sorted a: one binary search each, a
+    second only for values repeated in a."""
+    import numpy as np
+
+    n = a.size
+    lt = np.searchsorted(a, v, "left")
+    le = lt + ((lt < n) & (a[np.minimum(lt, n - 1)] == v))
+    repeated = (le > lt) & (le < n) & (a[np.minimum(le, n - 1)] == v)
+    if repeated.any():
+        le[repeated] = np.searchsorted(a, v[repeated], "right")
+    return lt, le
 
 
 def _ks_intervals(r, c, lo1, hi1, lo2, hi2) -> int:
