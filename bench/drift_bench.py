@@ -225,7 +225,7 @@ def main() -> int:
     print(f"same statistics as scipy: max relative difference {worst:.1e} "
           f"({'ok' if worst <= 1e-9 else 'MISMATCH'})")
     print(f"mlspec flags {drifted} of {len(report.features)} features (ks, threshold "
-          f"{report.threshold})" + (f"; Evidently flags {ev['drifted']}" if ev else ""))
+          f"{report.threshold})" + (f"; Evidently flags {ev['drifted']:.0f}" if ev else ""))
     print(f"\n{args.repeat} interleaved rounds after a warm-up round; medians, and for the "
           "ratios the median of the per-round ratios [min-max]")
     rows = [("mlspec (ks + chi2)", "ours"), ("scipy.stats per-column loop", "scipy")]

@@ -18,11 +18,11 @@ no fixed scale: it drifts when its p-value is below the threshold. ``ks`` and ``
 compare numeric distributions; on a categorical feature they fall back to ``chi2`` and ``js``.
 
 Numeric features are processed as one ``features x rows`` matrix: each column is sorted once
-and everything else reuses the sorted columns. KS: binary searches on a grid of sample values
-bound the ECDF difference between grid points, and only the few gaps that could hold the maximum
-are merged, in exact integer counts. Wasserstein: its quantile form over the merged grid of
-1/n1 and 1/n2 steps (mean |sorted1 - sorted2| for equal sizes). Bins: binary searches of the
-sorted columns. No Python loop runs over rows.
+and everything else reuses the sorted columns. KS: a grid of every s-th value of each sample
+brackets both ECDFs without any binary search; only the few values and gaps whose bound could
+hold the maximum are settled, in exact integer counts. Wasserstein: its quantile form over the
+merged grid of 1/n1 and 1/n2 steps (mean |sorted1 - sorted2| for equal sizes). Bins: binary
+searches of the sorted columns. No Python loop runs over rows.
 """
 
 from __future__ import annotations
@@ -238,8 +238,11 @@ def _verdicts(names, kind, method, stats, p_values, threshold) -> dict[str, Feat
 
 
 def _row_std(ordered: np.ndarray, counts: np.ndarray) -> np.ndarray:
+    """Population standard deviation of each row's first ``counts`` values."""
     import numpy as np
 
+    if (counts == ordered.shape[1]).all():  # no missing values: no masks to build
+        return ordered.std(axis=1)
     valid = np.arange(ordered.shape[1])[None, :] < counts[:, None]
     values = np.where(valid, ordered, 0.0)
     n = np.maximum(counts, 1)

@@ -269,7 +269,9 @@ def _wasserstein_sorted(ref_sorted, n1, cur_sorted, n2) -> np.ndarray:
     pairs = {(int(a), int(b)) for a, b in zip(n1, n2, strict=True) if a and b}
     for a, b in sorted(pairs):
         rows = np.flatnonzero((n1 == a) & (n2 == b))
-        r, c = ref_sorted[rows, :a], cur_sorted[rows, :b]
+        every = rows.size == len(n1)  # the common case: views, not 2 x rows x n copies
+        r = ref_sorted[:, :a] if every else ref_sorted[rows, :a]
+        c = cur_sorted[:, :b] if every else cur_sorted[rows, :b]
         if a == b:
             out[rows] = np.abs(r - c).mean(axis=1)
             continue
