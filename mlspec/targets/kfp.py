@@ -17,11 +17,11 @@ import linecache
 import os
 import sys
 import tempfile
-import unicodedata
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from mlspec import k8s
 from mlspec.errors import Diagnostic, Severity, SpecError, UsageError
 from mlspec.graph import DATASET, JSON_FILE, MODEL, VALUE, PipelineGraph, Step, resolved_spec
 from mlspec.spec.models import Project
@@ -103,7 +103,7 @@ def check(graph: PipelineGraph) -> list[Diagnostic]:
     kfp writes parameter defaults unescaped into the IR's comment header, so a line break in
     the data uri would end the comment and inject YAML; such a uri is refused.
     """
-    if any(unicodedata.category(c) in ("Cc", "Zl", "Zp") for c in graph.data_uri):
+    if k8s.breaks_lines(graph.data_uri):
         return [Diagnostic(UNSAFE_VALUE, Severity.ERROR,
                            "data.source.uri holds a control character or line break, which the "
                            "KFP pipeline cannot carry", path="data.source.uri",

@@ -25,13 +25,12 @@ from __future__ import annotations
 
 import json
 import os
-import re
 from collections.abc import Callable
 from typing import Any
 
 import yaml
 
-from mlspec import contract
+from mlspec import contract, k8s
 from mlspec.graph import PipelineGraph, runtime_image
 from mlspec.spec.models import Project
 from mlspec.targets import OutputFile
@@ -56,12 +55,6 @@ SCALING: dict[str, Callable[[Project], dict]] = {
     "raw": lambda p: {"scaleMetric": "cpu", "scaleMetricType": "Utilization",
                       "scaleTarget": RAW_CPU_TARGET},
 }
-
-# Kubernetes label values: at most 63 characters of [A-Za-z0-9._-], alphanumeric at both ends.
-_LABEL_VALUE = re.compile(r"^([A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?)?$")
-_LABEL_KEY = re.compile(r"^([a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*/)?"
-                        r"[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$")
-
 
 def render(project: Project, graph: PipelineGraph) -> list[OutputFile]:
     """The serving manifests of ``project`` for its (resolved) rollout strategy."""
@@ -120,7 +113,7 @@ def _dump(docs: list[dict]) -> str:
 
 def _labels(project: Project, role: str) -> dict[str, str]:
     labels = {key: value for key, value in sorted(project.metadata.labels.items())
-              if _LABEL_KEY.match(key) and _LABEL_VALUE.match(value)
+              if k8s.valid_label_key(key) and k8s.valid_label_value(value)
               and not key.startswith("app.kubernetes.io/")}
     labels.update({
         "app.kubernetes.io/name": project.metadata.name,

@@ -37,6 +37,7 @@ from dataclasses import dataclass
 from functools import cache
 from typing import Any
 
+from mlspec import k8s
 from mlspec.errors import Diagnostic, Severity, SpecError
 from mlspec.graph import VALUE, PipelineGraph, Step, resolved_spec
 from mlspec.spec.models import Project
@@ -206,12 +207,8 @@ class Names:
 
 
 # --- checks of values with a syntax of their own --------------------------------------------
-_LABEL_NAME = re.compile(r"^[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$")
-_DNS_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
-_IMAGE = re.compile(
-    r"^(?:[A-Za-z0-9](?:[A-Za-z0-9.-]*[A-Za-z0-9])?(?::[0-9]+)?/)?"
-    r"[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*(?:/[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*)*"
-    r"(?::[A-Za-z0-9_][A-Za-z0-9_.-]{0,127})?(?:@sha256:[a-f0-9]{64})?$")
+# Labels and the image follow mlspec.k8s, as lint does (MLS280, MLS281): a spec that validates
+# compiles. The schedule's full check is lint's (MLS260); this guard only keeps it a cron line.
 _CRON_FIELD = re.compile(r"^[0-9A-Za-z*/,?-]+$")
 _CRON_MACROS = {"@yearly", "@annually", "@monthly", "@weekly", "@daily", "@midnight", "@hourly"}
 
@@ -220,30 +217,9 @@ def _problem(code: str, path: str, message: str, hint: str | None = None) -> Dia
     return Diagnostic(code, Severity.ERROR, message, path=path, hint=hint)
 
 
-def valid_label_key(key: str) -> bool:
-    prefix, _, name = key.rpartition("/")
-    if prefix and (len(prefix) > 253 or not _DNS_SUBDOMAIN.match(prefix)):
-        return False
-    return bool(_LABEL_NAME.match(name))
-
-
-def valid_label_value(value: str) -> bool:
-    return value == "" or bool(_LABEL_NAME.match(value))
-
-
 def _check_labels(pairs: dict[str, str] | tuple, path: str) -> list[Diagnostic]:
-    problems = []
-    for key, value in dict(pairs).items():
-        if not valid_label_key(key):
-            problems.append(_problem(BAD_LABEL, f"{path}.{key}",
-                                     f"{key!r} is not a valid Kubernetes label key",
-                                     "use [prefix/]name: alphanumerics, '-', '_', '.', at most 63"))
-        elif not valid_label_value(value):
-            problems.append(_problem(BAD_LABEL, f"{path}.{key}",
-                                     f"{value!r} is not a valid Kubernetes label value",
-                                     "at most 63 characters: alphanumerics, '-', '_', '.', "
-                                     "starting and ending with an alphanumeric"))
-    return problems
+    return [_problem(BAD_LABEL, f"{path}.{key}", message, hint)
+            for key, message, hint in k8s.label_problems(dict(pairs))]
 
 
 def check(project: Project, graph: PipelineGraph) -> list[Diagnostic]:
@@ -254,10 +230,10 @@ def check(project: Project, graph: PipelineGraph) -> list[Diagnostic]:
     for i, tol in enumerate(resources.tolerations):
         pairs = {k: v for k, v in ((tol.key, tol.value or ""),) if k is not None}
         problems += _check_labels(pairs, f"model.resources.tolerations.{i}")
-    if not _IMAGE.match(graph.image):
+    if not k8s.valid_image(graph.image):
         problems.append(_problem(BAD_IMAGE, "serving.image",
                                  f"{graph.image!r} is not a container image reference",
-                                 "e.g. ghcr.io/org/mlspec-runtime:0.1.0"))
+                                 k8s.IMAGE_HINT))
     if project.triggers.schedule is not None and _schedule(project.triggers.schedule) is None:
         problems.append(_problem(BAD_SCHEDULE, "triggers.schedule",
                                  f"{project.triggers.schedule!r} is not a five-field cron "

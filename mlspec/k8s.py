@@ -1,0 +1,63 @@
+"""The syntax of values that Kubernetes and Tekton carry as they are: label keys and values,
+container image references, one-line text.
+
+Both ``mlspec validate`` (lint rules MLS272-MLS274) and the targets that write these values
+(Tekton's MLS801/802, KFP's MLS701, checked again at compile) use these functions, so a spec that
+validates also compiles. Standard library only: validation must stay fast.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+
+# Kubernetes label names and values (k8s.io/apimachinery validation: 63 characters,
+# alphanumerics, '-', '_', '.', starting and ending with an alphanumeric).
+_LABEL_NAME = re.compile(r"^[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$")
+_DNS_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
+# A container image reference (the distribution/reference grammar, tag and digest optional).
+_IMAGE = re.compile(
+    r"^(?:[A-Za-z0-9](?:[A-Za-z0-9.-]*[A-Za-z0-9])?(?::[0-9]+)?/)?"
+    r"[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*(?:/[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*)*"
+    r"(?::[A-Za-z0-9_][A-Za-z0-9_.-]{0,127})?(?:@sha256:[a-f0-9]{64})?$")
+# Unicode categories that end or break a line, or are control characters.
+_LINE_BREAKING = ("Cc", "Zl", "Zp")
+
+LABEL_KEY_HINT = "use [prefix/]name: alphanumerics, '-', '_', '.', at most 63"
+LABEL_VALUE_HINT = ("at most 63 characters: alphanumerics, '-', '_', '.', starting and ending "
+                    "with an alphanumeric")
+IMAGE_HINT = "e.g. ghcr.io/org/mlspec-runtime:0.1.0"
+
+
+def valid_label_key(key: str) -> bool:
+    """``[prefix/]name``: a DNS subdomain prefix (at most 253) and a label name."""
+    prefix, _, name = key.rpartition("/")
+    if prefix and (len(prefix) > 253 or not _DNS_SUBDOMAIN.match(prefix)):
+        return False
+    return bool(_LABEL_NAME.match(name))
+
+
+def valid_label_value(value: str) -> bool:
+    return value == "" or bool(_LABEL_NAME.match(value))
+
+
+def label_problems(pairs: dict[str, str]) -> list[tuple[str, str, str]]:
+    """(key, message, hint) for each pair that is not a valid Kubernetes label."""
+    problems = []
+    for key, value in pairs.items():
+        if not valid_label_key(key):
+            problems.append((key, f"{key!r} is not a valid Kubernetes label key",
+                             LABEL_KEY_HINT))
+        elif not valid_label_value(value):
+            problems.append((key, f"{value!r} is not a valid Kubernetes label value",
+                             LABEL_VALUE_HINT))
+    return problems
+
+
+def valid_image(reference: str) -> bool:
+    return bool(_IMAGE.match(reference))
+
+
+def breaks_lines(text: str) -> bool:
+    """True when the text holds a control character or a line or paragraph separator."""
+    return any(unicodedata.category(c) in _LINE_BREAKING for c in text)
