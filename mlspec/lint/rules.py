@@ -2,7 +2,17 @@
 
 from __future__ import annotations
 
-from mlspec.lint import data, model, monitoring, profiles, registry, serving, triggers, validation
+from mlspec.lint import (
+    data,
+    model,
+    monitoring,
+    profiles,
+    registry,
+    serving,
+    targets,
+    triggers,
+    validation,
+)
 from mlspec.lint.base import Rule
 
 RULES: tuple[Rule, ...] = (
@@ -49,6 +59,7 @@ RULES: tuple[Rule, ...] = (
     serving.raw_scale_to_zero,
     serving.canary_all_or_nothing,
     serving.traffic_percent_with_blue_green,
+    serving.concurrency_in_raw_mode,
     # monitoring
     monitoring.drift_feature_unknown,
     monitoring.performance_metric_wrong_task,
@@ -63,6 +74,10 @@ RULES: tuple[Rule, ...] = (
     triggers.on_alert_without_retrain_on,
     triggers.bad_git_url,
     triggers.cron_day_or,
+    # values the compiled output carries as they are
+    targets.invalid_label,
+    targets.invalid_image,
+    targets.uri_breaks_lines,
     # profiles
     profiles.empty_profile,
     profiles.profile_overlays_identity,

@@ -131,6 +131,23 @@ def canary_all_or_nothing(ctx: Context) -> Iterator[Finding]:
                       "use a small share such as 10")
 
 
+@rule("MLS247", "concurrency-in-raw-mode", Severity.WARNING)
+def concurrency_in_raw_mode(ctx: Context) -> Iterator[Finding]:
+    """replicas.target_concurrency is set in raw deployment mode, where it is ignored.
+
+    Anti-pattern: ``deployment_mode: raw`` with ``replicas: {target_concurrency: 5}`` — raw mode
+    scales with a HorizontalPodAutoscaler, which cannot see in-flight requests; mlspec has it
+    scale on CPU (80 % utilization), so the concurrency target is silently dropped.
+
+    Best practice: ``deployment_mode: serverless`` to scale on concurrency (Knative), or no
+    ``target_concurrency`` in raw mode.
+    """
+    path = ("serving", "replicas", "target_concurrency")
+    if ctx.project.serving.deployment_mode == "raw" and ctx.given(path):
+        yield Finding(path, "raw deployment mode scales on CPU; target_concurrency is ignored",
+                      "use deployment_mode: serverless, or remove target_concurrency")
+
+
 @rule("MLS248", "traffic-percent-with-blue-green", Severity.WARNING)
 def traffic_percent_with_blue_green(ctx: Context) -> Iterator[Finding]:
     """rollout.traffic_percent is set for a blue-green rollout, which switches all traffic.

@@ -29,9 +29,10 @@ import yaml
 from pydantic import ValidationError
 
 from mlspec.errors import SpecError
-from mlspec.graph import resolved_spec
+from mlspec.graph import build_graph, resolved_spec
+from mlspec.lint import check_file
 from mlspec.spec.models import Project
-from mlspec.targets import tekton
+from mlspec.targets import kfp, tekton
 from tests.conftest import oracle
 from tests.targets.test_tekton import cel_eval, iris_data, render, run, tekton_lint, write
 
@@ -228,6 +229,38 @@ def test_fields_with_a_syntax_reject_hostile_values(field: str) -> None:
             render(project)
         assert [d.code for d in err.value.diagnostics] == [code], (field, value)
         assert field.split(".<")[0].split(".")[0] in err.value.diagnostics[0].path
+
+
+@pytest.mark.parametrize("field", sorted(REJECTED))
+def test_validate_reports_what_the_renderer_rejects(field: str, tmp_path: Path) -> None:
+    """A spec that ``mlspec validate`` passes also compiles: every hostile value the Tekton
+    renderer refuses is an error of validate, at the same field."""
+    apply, _ = REJECTED[field]
+    section = field.split(".<")[0].split(".")[0]
+    for i, value in enumerate(HOSTILE):
+        data = iris_data()
+        apply(data, value)
+        spec = tmp_path / f"spec-{i}.yaml"
+        spec.write_text(yaml.safe_dump(data, sort_keys=False), encoding="utf-8")
+        errors = [d for d in check_file(str(spec)).diagnostics if d.is_error]
+        try:
+            render(Project.model_validate(data))
+        except (ValidationError, SpecError):
+            assert errors, (field, value)
+            assert any(d.path.startswith(section) for d in errors), (field, value, errors)
+            continue
+        assert not [d for d in errors if d.code.startswith("MLS28")], (field, value)
+
+
+def test_validate_reports_a_data_uri_kfp_refuses(tmp_path: Path) -> None:
+    for i, value in enumerate(HOSTILE):
+        data = iris_data()
+        data["data"]["source"]["uri"] = f"s3://bucket/{value}.csv"
+        spec = tmp_path / f"spec-{i}.yaml"
+        spec.write_text(yaml.safe_dump(data, sort_keys=False), encoding="utf-8")
+        codes = {d.code for d in check_file(str(spec)).diagnostics if d.is_error}
+        refused = bool(kfp.check(build_graph(Project.model_validate(data))))
+        assert ("MLS282" in codes) == refused, (value, codes)
 
 
 @pytest.mark.parametrize("field", sorted(SCHEMA_PROTECTED))
