@@ -271,18 +271,26 @@ def canary_steps(project: Project) -> list[int]:
 
 
 def gate_queries(project: Project) -> list[dict]:
-    """PromQL checks over the contract metrics that must hold before the next canary step."""
+    """PromQL checks over the contract metrics that must hold before the next canary step.
+
+    Error rate and latency are computed per served model ``version`` and the worst one is
+    gated: the candidate on its own, so a failing canary at 10 % of the traffic cannot hide
+    behind the stable model's volume (a whole-service ratio would dilute it tenfold). A version
+    with requests but no 5xx counts as 0, not as missing.
+    """
     model = f"model={json.dumps(project.model_name)}"
     window = "5m"
     service = project.monitoring.service
+    requests = f"sum by (version) (rate({contract.REQUESTS_TOTAL}{{{model}}}[{window}]))"
+    errors = (f'sum by (version) (rate({contract.REQUESTS_TOTAL}{{{model},code=~"5.."}}'
+              f"[{window}]))")
     gates = [
         {"name": "error-rate",
-         "query": (f'sum(rate({contract.REQUESTS_TOTAL}{{{model},code=~"5.."}}[{window}])) / '
-                   f"clamp_min(sum(rate({contract.REQUESTS_TOTAL}{{{model}}}[{window}])), 1e-9)"),
+         "query": f"max(({errors} or 0 * {requests}) / clamp_min({requests}, 1e-9))",
          "max": service.error_rate},
         {"name": "latency-p99-seconds",
-         "query": (f"histogram_quantile(0.99, sum by (le) (rate("
-                   f"{contract.REQUEST_DURATION}_bucket{{{model}}}[{window}])))"),
+         "query": (f"max(histogram_quantile(0.99, sum by (le, version) (rate("
+                   f"{contract.REQUEST_DURATION}_bucket{{{model}}}[{window}]))))"),
          "max": service.latency_p99_ms / 1000},
     ]
     drift = project.monitoring.drift

@@ -196,6 +196,46 @@ def test_canary_gate_queries_parse_in_promtool(tmp_path: Path) -> None:
     assert done.returncode == 0, done.stdout + done.stderr
 
 
+def test_canary_gates_judge_each_version_on_its_own(tmp_path: Path) -> None:
+    """With the stable version at 100 req/s and the canary at 1 req/s, half of it failing and
+    slow, promtool evaluates the gates to the canary's own figures (a whole-service ratio would
+    read 0.5 %, under any sensible threshold); a healthy canary's error rate is 0, not empty."""
+    promtool = oracle("promtool")
+    (cm,) = _by_kind(render(project_from(iris_data(strategy="canary"))), "ConfigMap")
+    gates = {g["name"]: g["query"]
+             for g in yaml.safe_load(cm["data"]["plan.yaml"])["steps"][0]["gates"]}
+    model = 'model="iris-classifier"'
+
+    def series(name: str, labels: str, per_minute: int) -> dict:
+        return {"series": f"{name}{{{model},{labels}}}", "values": f"0+{per_minute}x15"}
+
+    def case(inputs: list[dict], error_rate: float, p99: float) -> dict:
+        return {"interval": "1m", "input_series": inputs, "promql_expr_test": [
+            {"expr": gates["error-rate"], "eval_time": "10m",
+             "exp_samples": [{"labels": "{}", "value": error_rate}]},
+            {"expr": gates["latency-p99-seconds"], "eval_time": "10m",
+             "exp_samples": [{"labels": "{}", "value": p99}]}]}
+
+    stable = [series("mlspec_requests_total", 'version="1",code="200"', 6000),
+              series("mlspec_request_duration_seconds_bucket", 'version="1",le="0.1"', 6000),
+              series("mlspec_request_duration_seconds_bucket", 'version="1",le="+Inf"', 6000)]
+    failing = [series("mlspec_requests_total", 'version="2",code="200"', 30),
+               series("mlspec_requests_total", 'version="2",code="500"', 30),
+               series("mlspec_request_duration_seconds_bucket", 'version="2",le="0.1"', 0),
+               series("mlspec_request_duration_seconds_bucket", 'version="2",le="1"', 60),
+               series("mlspec_request_duration_seconds_bucket", 'version="2",le="+Inf"', 60)]
+    healthy = [series("mlspec_requests_total", 'version="2",code="200"', 60),
+               series("mlspec_request_duration_seconds_bucket", 'version="2",le="0.1"', 60),
+               series("mlspec_request_duration_seconds_bucket", 'version="2",le="+Inf"', 60)]
+    tests = {"rule_files": [], "evaluation_interval": "1m",
+             "tests": [case(stable + failing, 0.5, 0.991), case(stable + healthy, 0.0, 0.099)]}
+    path = tmp_path / "gates-test.yaml"
+    path.write_text(yaml.safe_dump(tests, sort_keys=False))
+    done = subprocess.run([str(promtool), "test", "rules", str(path)], capture_output=True,
+                          text=True, timeout=300)
+    assert done.returncode == 0, done.stdout + done.stderr
+
+
 def test_output_is_deterministic() -> None:
     project = project_from(iris_data(strategy="shadow"))
     assert render(project) == render(copy.deepcopy(project))
