@@ -178,8 +178,7 @@ def read_ref(ref: str) -> tuple[str, bytes]:
             raise UsageError(f"cannot run git to read {ref}: {exc.strerror or exc}") from None
         if done.returncode == 0:
             return ref, done.stdout
-        last = done.stderr.decode(errors="replace").strip().splitlines()[-1:] or [""]
-        last = last[0]
+        last = (done.stderr.decode(errors="replace").strip().splitlines()[-1:] or [""])[0]
     raise UsageError(f"cannot read {ref} from git: {last}")
 
 

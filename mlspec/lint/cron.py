@@ -26,7 +26,7 @@ BOUNDS = ((0, 59), (0, 23), (1, 31), (1, 12), (0, 6))
 MONTH_NAMES = {n: i + 1 for i, n in enumerate(
     ["jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec"])}
 DAY_NAMES = {n: i for i, n in enumerate(["sun", "mon", "tue", "wed", "thu", "fri", "sat"])}
-_NAMES = ({}, {}, {}, MONTH_NAMES, DAY_NAMES)
+_NAMES: tuple[dict[str, int], ...] = ({}, {}, {}, MONTH_NAMES, DAY_NAMES)
 # The longest each month can be (February in a leap year).
 MONTH_DAYS = (31, 29, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31)
 

@@ -104,7 +104,7 @@ def default_text(field: Any) -> str:
     return f"`{json.dumps(value)}`" if not isinstance(value, str) else f"`{value}`"
 
 
-def _walk(model: type[BaseModel], path: str, seen: dict[type, str]) -> None:
+def _walk(model: type[BaseModel], path: str, seen: dict[type[BaseModel], str]) -> None:
     seen.setdefault(model, path)
     for name, field in model.model_fields.items():
         for nested, suffix in _nested(field.annotation):
@@ -127,7 +127,7 @@ def _nested(ann: Any, suffix: str = "") -> list[tuple[type[BaseModel], str]]:
 
 def fields_markdown() -> str:
     """One table per section, in the order the spec reads."""
-    sections: dict[type, str] = {}
+    sections: dict[type[BaseModel], str] = {}
     _walk(m.Project, "", sections)
     out = []
     for model, path in sections.items():
@@ -154,7 +154,7 @@ def rules_markdown() -> str:
 
 
 def missing_meanings() -> list[str]:
-    sections: dict[type, str] = {}
+    sections: dict[type[BaseModel], str] = {}
     _walk(m.Project, "", sections)
     return [f"{model.__name__}.{name}" for model in sections
             for name, field in model.model_fields.items()
@@ -169,7 +169,7 @@ def render(text: str) -> str:
         if not pattern.search(text):
             raise ValueError(f"docs lack the generated block '{block}'")
         replacement = f"{BEGIN.format(block)}\n{content}{END.format(block)}"
-        text = pattern.sub(lambda _, r=replacement: r, text)
+        text = pattern.sub(lambda _match: replacement, text, count=1)  # noqa: B023 - used at once
     return text
 
 

@@ -56,7 +56,7 @@ def performance_metric_wrong_task(ctx: Context) -> Iterator[Finding]:
     performance = ctx.project.monitoring.performance
     task = ctx.project.model.task
     if performance is not None and performance.metric not in TASK_METRICS[task]:
-        path = ("monitoring", "performance", "metric")
+        path: tuple[str, ...] = ("monitoring", "performance", "metric")
         if not ctx.given(path):
             path = path[:-1]
         yield Finding(path, f"'{performance.metric}' is not a {task} metric",

@@ -51,9 +51,9 @@ def render_text(report: DriftReport, file=None, width: int | None = None) -> Non
     drifted = [f for f in report.features if f.drifted]
     table = Table(title=f"Drift: {METHOD_NAMES.get(report.method, report.method)}, "
                         f"threshold {_num(report.threshold)}", title_justify="left")
-    for column, justify in (("feature", "left"), ("method", "left"), ("statistic", "right"),
-                            ("p-value", "right"), ("threshold", "right"), ("drift", "left")):
-        table.add_column(column, justify=justify)
+    for column, right in (("feature", False), ("method", False), ("statistic", True),
+                          ("p-value", True), ("threshold", True), ("drift", False)):
+        table.add_column(column, justify="right" if right else "left")
     for f in _ordered(report):
         table.add_row(f.name, f.method, _num(f.statistic), _num(f.p_value), _num(f.threshold),
                       "[bold red]DRIFT[/]" if f.drifted else "[green]ok[/]")
@@ -203,7 +203,7 @@ def _axis(max_share: float) -> tuple[list[str], float]:
     """Horizontal grid lines and labels for shares up to ``max_share``."""
     top = max(max_share, 1e-9) * 1.1
     step = _nice_step(top / 4)
-    lines, y, v = [], 0, 0.0
+    lines, y, v = [], 0.0, 0.0
     plot_h = H - PAD_T - PAD_B
     while v <= top + 1e-12:
         y = PAD_T + plot_h * (1 - v / top)

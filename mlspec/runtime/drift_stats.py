@@ -123,16 +123,17 @@ def ks_sorted(r: np.ndarray, c: np.ndarray) -> float:
     first = np.concatenate(([0], last[:-1] + 1))
     distinct = values[last]
     # Each sample's counts < and <= every distinct grid value, as [low, high] brackets.
-    r_lt = _bracket(at_r, n1, seen_r[first] - from_r[first])
-    r_le = _bracket(at_r, n1, seen_r[last])
-    c_lt = _bracket(at_c, n2, seen_c[first] - ~from_r[first])
-    c_le = _bracket(at_c, n2, seen_c[last])
+    r_below = _bracket(at_r, n1, seen_r[first] - from_r[first])
+    r_upto = _bracket(at_r, n1, seen_r[last])
+    c_below = _bracket(at_c, n2, seen_c[first] - ~from_r[first])
+    c_upto = _bracket(at_c, n2, seen_c[last])
     # |F1 - F2| * n1 * n2 in exact integers: its certain minimum at the grid values is a lower
     # bound of D; its possible maximum at each value and inside each gap decides what to settle.
-    best = int(max(0, (r_le[0] * n2 - c_le[1] * n1).max(), (c_le[0] * n1 - r_le[1] * n2).max()))
-    settle = np.maximum(r_le[1] * n2 - c_le[0] * n1, c_le[1] * n1 - r_le[0] * n2) > best
-    gaps = np.flatnonzero(np.maximum(r_lt[1][1:] * n2 - c_le[0][:-1] * n1,
-                                     c_lt[1][1:] * n1 - r_le[0][:-1] * n2) > best)
+    best = int(max(0, (r_upto[0] * n2 - c_upto[1] * n1).max(),
+                   (c_upto[0] * n1 - r_upto[1] * n2).max()))
+    settle = np.maximum(r_upto[1] * n2 - c_upto[0] * n1, c_upto[1] * n1 - r_upto[0] * n2) > best
+    gaps = np.flatnonzero(np.maximum(r_below[1][1:] * n2 - c_upto[0][:-1] * n1,
+                                     c_below[1][1:] * n1 - r_upto[0][:-1] * n2) > best)
     settle[gaps] = settle[gaps + 1] = True  # a gap is settled with both its ends
     points = np.flatnonzero(settle)
     if points.size == 0:

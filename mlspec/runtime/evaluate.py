@@ -70,7 +70,7 @@ def _champion_metrics(project, test) -> dict[str, Any] | None:
         return {"alias": baseline.alias, "error": str(exc)}
     if found is None:
         return None
-    version, local_path = found["version"], found.get("local_path")
+    version, local_path = found["version"], found["local_path"]
     out: dict[str, Any] = {"alias": baseline.alias, "version": version,
                            "model_uri": found["model_uri"]}
     try:

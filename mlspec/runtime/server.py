@@ -40,10 +40,10 @@ try:  # orjson is several times faster than json for these payloads; json is the
 except ImportError:  # pragma: no cover - depends on the install
     import json
 
-    def _loads(data: bytes) -> Any:
+    def _loads(data: bytes) -> Any:  # type: ignore[misc]  # orjson's signature, narrower
         return json.loads(data)
 
-    def _dumps(obj: Any) -> bytes:
+    def _dumps(obj: Any) -> bytes:  # type: ignore[misc]
         return json.dumps(obj, separators=(",", ":")).encode()
 
     _JSON_ERRORS = (ValueError,)
@@ -142,7 +142,8 @@ class ModelServer:
         if len(rest) > 1 or action not in ("", "ready", "infer"):
             req.reply(404, error_body(f"no route {req.path}"))
         elif action == "infer":
-            self._post_only(req) and self._infer(req, "v2")
+            if self._post_only(req):
+                self._infer(req, "v2")
         elif req.method != "GET":
             req.reply(405, error_body(f"method {req.method} is not allowed on {req.path}"))
         elif action == "ready":
@@ -157,7 +158,8 @@ class ModelServer:
             req.reply(404, error_body(f"model {unquote(name)!r} is not served here "
                                       f"(this server serves {self.model.name!r})"))
         elif verb == "predict":
-            self._post_only(req) and self._infer(req, "v1")
+            if self._post_only(req):
+                self._infer(req, "v1")
         elif req.method == "GET":
             req.reply(200, _dumps({"name": self.model.name, "ready": True}))
         else:
@@ -348,7 +350,7 @@ def run_server(server: ModelServer, host: str, port: int, max_body: int = DEFAUL
     try:
         import uvloop
     except ImportError:  # pragma: no cover - uvloop is in the runtime extra
-        uvloop = None
+        uvloop = None  # type: ignore[assignment]
 
     async def main() -> None:
         stop = asyncio.Event()

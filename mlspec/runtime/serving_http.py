@@ -197,10 +197,13 @@ CONNECTIONS: set[HttpProtocol] = set()
 
 def close_idle(now: float, idle: float = IDLE_SECONDS) -> int:
     """Close connections that sent nothing for ``idle`` seconds and await no answer."""
-    stale = [c for c in CONNECTIONS
-             if now - c.last_active > idle and not c.pending and c.transport is not None]
-    for conn in stale:
-        conn.transport.close()
+    stale = []  # collected first: closing removes a connection from CONNECTIONS
+    for conn in CONNECTIONS:
+        transport = conn.transport
+        if transport is not None and now - conn.last_active > idle and not conn.pending:
+            stale.append(transport)
+    for transport in stale:
+        transport.close()
     return len(stale)
 
 

@@ -91,7 +91,7 @@ def train_torch(project, features, X, y, path: Path) -> dict[str, Any]:
     if device == "cpu":
         torch.use_deterministic_algorithms(True, warn_only=True)
     generator = torch.Generator().manual_seed(seed)
-    n_out = len(classes) if classification else 1
+    n_out = len(classes) if classes is not None else 1
     net = build_network(inputs.shape[1], n_out, list(arch.hidden), arch.dropout).to(device)
 
     holdout = project.data.split.validation or DEFAULT_HOLDOUT
@@ -134,7 +134,7 @@ def train_torch(project, features, X, y, path: Path) -> dict[str, Any]:
         "n_in": int(inputs.shape[1]), "n_out": n_out, "hidden": list(arch.hidden),
         "dropout": arch.dropout, "task": project.model.task,
         "classes": [c.item() if hasattr(c, "item") else c for c in classes]
-        if classification else None,
+        if classes is not None else None,
         "y_mean": y_mean, "y_std": y_std,
     }
     _save(net.cpu(), preprocessor, config, X, path)

@@ -21,7 +21,7 @@ from mlspec.runtime.spec import load_project
 if TYPE_CHECKING:
     import pandas as pd
 
-    from mlspec.spec.models import Project
+    from mlspec.spec.models import Project, Tuning
 
 EXAMPLE_ROWS = 5
 
@@ -178,7 +178,7 @@ def fit_sklearn(project: Project, features, X, y):
         warnings.simplefilter("ignore", ConvergenceWarning)
         try:
             if project.model.tuning:
-                pipeline, out["tuning"] = _tune(project, pipeline, X, y)
+                pipeline, out["tuning"] = _tune(project, project.model.tuning, pipeline, X, y)
             else:
                 pipeline.fit(X, y)
         except StepError:
@@ -188,13 +188,12 @@ def fit_sklearn(project: Project, features, X, y):
     return pipeline, out
 
 
-def _tune(project: Project, pipeline, X, y):
+def _tune(project: Project, tuning: Tuning, pipeline, X, y):
     import numpy as np
     from sklearn.model_selection import GridSearchCV, ParameterGrid, RandomizedSearchCV
 
     from mlspec.runtime.metrics import scorer
 
-    tuning = project.model.tuning
     metric = tuning.metric or project.metrics[0]
     n_classes = len(np.unique(y)) if project.model.task == "classification" else None
     grid = {f"model__{k}": v for k, v in sorted(tuning.space.items())}

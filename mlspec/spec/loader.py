@@ -12,7 +12,7 @@ import types
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path as FsPath
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, ValidationError
 
@@ -20,6 +20,9 @@ from mlspec.errors import Diagnostic, Severity, UsageError, did_you_mean
 from mlspec.spec import yamlpos
 from mlspec.spec.models import Project
 from mlspec.spec.yamlpos import Pos, PositionedYaml, YamlProblem, dotted
+
+if TYPE_CHECKING:
+    from pydantic_core import ErrorDetails
 
 # Error codes of the schema layer (lint rules use MLS2xx and up).
 UNREADABLE = "MLS001"
@@ -174,7 +177,7 @@ def validate_data(
 def _diagnostics_from(
     exc: ValidationError, data: Any, doc: PositionedYaml, file: str
 ) -> list[Diagnostic]:
-    grouped: dict[tuple[Any, ...], list[dict[str, Any]]] = {}
+    grouped: dict[tuple[Any, ...], list[ErrorDetails]] = {}
     for err in exc.errors(include_url=False):
         path = _data_path(err["loc"], data, err["type"])
         grouped.setdefault(path, []).append(err)
@@ -203,7 +206,7 @@ def _data_path(loc: tuple[Any, ...], data: Any, err_type: str) -> tuple[Any, ...
 
 
 def _one_diagnostic(
-    path: tuple[Any, ...], errs: list[dict[str, Any]], pos: Pos, file: str
+    path: tuple[Any, ...], errs: list[ErrorDetails], pos: Pos, file: str
 ) -> Diagnostic:
     err = errs[0]
     kind = err["type"]

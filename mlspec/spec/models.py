@@ -36,6 +36,9 @@ DataFormat = Literal["csv", "parquet", "sklearn"]
 DriftMethod = Literal["psi", "ks", "chi2", "js", "wasserstein"]
 RolloutStrategy = Literal["canary", "ab", "shadow", "blue-green", "auto"]
 Target = Literal["kfp", "tekton"]
+PIPELINE_ENGINES: tuple[Target, ...] = ("kfp", "tekton")
+RetrainSignal = Literal["drift", "performance"]
+RETRAIN_SIGNALS: tuple[RetrainSignal, ...] = ("drift", "performance")
 
 CLASSIFICATION_METRICS = (
     "accuracy",
@@ -272,8 +275,8 @@ class Service(SpecModel):
 
 class Alerts(SpecModel):
     severity: Literal["info", "warning", "critical"] = "warning"
-    retrain_on: list[Literal["drift", "performance"]] = Field(
-        default_factory=lambda: ["drift", "performance"]
+    retrain_on: list[RetrainSignal] = Field(
+        default_factory=lambda: list(RETRAIN_SIGNALS)
     )
 
 
@@ -312,7 +315,7 @@ class Project(SpecModel):
     serving: Serving = Field(default_factory=Serving)
     monitoring: Monitoring = Field(default_factory=Monitoring)
     triggers: Triggers = Field(default_factory=Triggers)
-    targets: list[Target] = Field(default_factory=lambda: ["kfp", "tekton"])
+    targets: list[Target] = Field(default_factory=lambda: list(PIPELINE_ENGINES))
     namespace: DnsLabel = "default"
     profiles: dict[
         Annotated[str, StringConstraints(pattern=DNS_LABEL, max_length=63)], dict[str, Any]

@@ -429,10 +429,10 @@ def parse(text: str) -> PositionedYaml:
     if builder.documents == 0 or builder.root is None:
         raise YamlProblem("MLS008", "the file is empty; a spec starts with 'apiVersion: mlspec/v1'")
     if not isinstance(builder.root, dict):
-        kind = "a list" if isinstance(builder.root, list) else f"a {type(builder.root).__name__}"
+        found = "a list" if isinstance(builder.root, list) else f"a {type(builder.root).__name__}"
         raise YamlProblem(
             "MLS009",
-            f"the top level is {kind}; a spec is a mapping of sections",
+            f"the top level is {found}; a spec is a mapping of sections",
             1,
             1,
             "start with 'apiVersion: mlspec/v1' and 'kind: MLProject'",

@@ -36,6 +36,7 @@ def submit_command(spec: str, target: str, host: str | None = None, experiment: 
     if target == "kfp":
         from mlspec.submit.kfp import submit_kfp
 
+        assert host  # checked above, before the spec was read
         return submit_kfp(loaded, host=host, experiment=experiment, namespace=namespace)
     from mlspec.submit.tekton import submit_tekton
 

@@ -208,8 +208,8 @@ class KubeApi:
         try:
             result = self._invoke(verb, spec, namespace, name, body)
         except ApiException as exc:
-            raise _refusal(exc, verb, kind, namespace, name or body["metadata"].get("name")) \
-                from None
+            raise _refusal(exc, verb, kind, namespace,
+                           name or (body or {}).get("metadata", {}).get("name")) from None
         except (HTTPError, OSError) as exc:
             raise SubmitError(f"cannot reach the Kubernetes API at {self.host}: "
                               f"{_reason(exc)}") from None

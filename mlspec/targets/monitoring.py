@@ -608,7 +608,7 @@ def _case(
     alert: AlertDef, name: str, input_series: list[dict[str, str]], expected: list[dict[str, Any]]
 ) -> dict[str, Any]:
     """One promtool test; a firing case also checks the alert is not firing before its ``for``."""
-    checks = []
+    checks: list[dict[str, Any]] = []
     pending_s = duration_ms(alert.pending) // 1000
     if expected and pending_s > 0:
         last_pending = (pending_s - 1) // TEST_STEP_S * TEST_STEP_S
@@ -711,7 +711,8 @@ def _histogram(project: Project, count: int, slow_from: float) -> list[dict[str,
     """Bucket series where every request takes longer than ``slow_from`` seconds (and less than
     the next bucket bound)."""
     out = []
-    for le in [*contract.DURATION_BUCKETS, "+Inf"]:
+    bounds: list[float | str] = [*contract.DURATION_BUCKETS, "+Inf"]
+    for le in bounds:
         labels = {
             "model": project.model_name,
             "version": TEST_VERSION,

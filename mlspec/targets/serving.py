@@ -299,7 +299,7 @@ def gate_queries(project: Project) -> list[dict]:
                   "max": drift.threshold})
     perf = project.monitoring.performance
     if perf is not None and (perf.min is not None or perf.max is not None):
-        gate = {"name": f"performance-{perf.metric}",
+        gate: dict[str, Any] = {"name": f"performance-{perf.metric}",
                 "query": (f"min(min_over_time({contract.MODEL_PERFORMANCE}{{{model},"
                           f"metric={json.dumps(perf.metric)}}}[{window}]))")}
         if perf.min is not None:
