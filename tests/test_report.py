@@ -132,6 +132,15 @@ def test_text_is_plain_when_not_a_terminal(specs: dict[str, str]) -> None:
     assert "^" in text and "> " in text  # the code frame
 
 
+def test_codes_the_targets_report_are_explained() -> None:
+    from mlspec.targets import kfp, tekton
+
+    codes = all_codes()
+    for code in (kfp.UNSAFE_VALUE, tekton.BAD_LABEL, tekton.BAD_IMAGE, tekton.BAD_SCHEDULE):
+        assert code in codes, code
+        assert "mlspec validate" in codes[code][2]  # names the lint code that reports it first
+
+
 def test_explain_every_code() -> None:
     codes = all_codes()
     assert len(codes) >= 60

@@ -83,7 +83,8 @@ RULES: tuple[Rule, ...] = (
     profiles.profile_overlays_identity,
 )
 
-# Codes of the reading and schema layers (not rules: the loader reports them).
+# Codes of the reading and schema layers (not rules: the loader reports them), and of the
+# targets' compile-time guards.
 BUILTIN_CODES: dict[str, tuple[str, str]] = {
     "MLS001": ("unreadable-file", "The file cannot be read (missing, a directory, no permission)."),
     "MLS002": ("not-text", "The file is binary, not UTF-8, or holds a control character YAML "
@@ -121,6 +122,22 @@ BUILTIN_CODES: dict[str, tuple[str, str]] = {
                "metric, drift method, rollout strategy …)."),
     "MLS105": ("out-of-range", "A number or length is outside its allowed range (split.test "
                "between 0 and 1, name at most 40 characters …)."),
+    # The targets' own guards, reported by `mlspec compile` (validate reports the same values
+    # earlier under the lint code named).
+    "MLS701": ("kfp-unsafe-value", "A value the KFP pipeline cannot carry safely: "
+               "data.source.uri with a line break or a control character (the kfp compiler writes "
+               "parameter defaults into a YAML comment). `mlspec validate` reports it as MLS282."
+               "\n\nBest practice: the uri on one line."),
+    "MLS801": ("tekton-invalid-label", "A label, node selector or toleration the Tekton output "
+               "cannot carry: not a valid Kubernetes label. `mlspec validate` reports it as "
+               "MLS280.\n\nBest practice: keys and values of at most 63 characters of "
+               "alphanumerics, '-', '_' and '.', alphanumeric at both ends."),
+    "MLS802": ("tekton-invalid-image", "serving.image is not a container image reference, and "
+               "Tekton substitutes the field it goes into. `mlspec validate` reports it as MLS281."
+               "\n\nBest practice: [registry[:port]/]path[:tag][@sha256:digest]."),
+    "MLS803": ("tekton-invalid-schedule", "triggers.schedule is not a five-field cron line or "
+               "macro, so the CronJob cannot carry it. `mlspec validate` reports it as MLS260."
+               "\n\nBest practice: e.g. '0 3 * * 1' (03:00 UTC every Monday)."),
     "MLS299": ("internal-error", "mlspec failed while checking this spec (a bug in a lint rule or "
                "the reader); the other rules still ran. Please report it with the spec."),
 }
