@@ -10,7 +10,9 @@ best weights. Regression targets are standardised for training and restored at p
 
 from __future__ import annotations
 
+import contextlib
 import json
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -88,48 +90,17 @@ def train_torch(project, features, X, y, path: Path) -> dict[str, Any]:
         targets = ((targets - y_mean) / y_std).astype(np.float32)
 
     torch.manual_seed(seed)
-    if device == "cpu":
-        torch.use_deterministic_algorithms(True, warn_only=True)
     generator = torch.Generator().manual_seed(seed)
     n_out = len(classes) if classes is not None else 1
     net = build_network(inputs.shape[1], n_out, list(arch.hidden), arch.dropout).to(device)
-
     holdout = project.data.split.validation or DEFAULT_HOLDOUT
-    order = torch.randperm(len(inputs), generator=generator).numpy()
-    n_val = max(1, int(round(len(inputs) * holdout))) if len(inputs) >= 10 else 0
-    val_idx, fit_idx = order[:n_val], order[n_val:]
-    to = dict(device=device)
-    xt = torch.from_numpy(inputs).to(**to)
+    xt = torch.from_numpy(inputs).to(device)
     yt = (torch.from_numpy(targets.astype(np.int64)) if classification
-          else torch.from_numpy(targets).reshape(-1, 1)).to(**to)
+          else torch.from_numpy(targets).reshape(-1, 1)).to(device)
     loss_fn = torch.nn.CrossEntropyLoss() if classification else torch.nn.MSELoss()
-    optimizer = _optimizer(torch, training.optimizer, net.parameters(), training.learning_rate)
-
-    best_loss, best_state, best_epoch, waited, epoch = float("inf"), None, 0, 0, 0
-    fit = torch.from_numpy(fit_idx).to(device)
-    for epoch in range(1, training.epochs + 1):
-        net.train()
-        perm = fit[torch.randperm(len(fit), generator=generator).to(device)]
-        for start in range(0, len(perm), training.batch_size):
-            batch = perm[start:start + training.batch_size]
-            optimizer.zero_grad()
-            loss = loss_fn(net(xt[batch]), yt[batch])
-            loss.backward()
-            optimizer.step()
-        watch = val_idx if n_val else fit_idx
-        net.eval()
-        with torch.no_grad():
-            idx = torch.from_numpy(watch).to(device)
-            val_loss = float(loss_fn(net(xt[idx]), yt[idx]))
-        if val_loss < best_loss - 1e-7:
-            best_loss, best_epoch, waited = val_loss, epoch, 0
-            best_state = {k: v.detach().cpu().clone() for k, v in net.state_dict().items()}
-        else:
-            waited += 1
-            if training.early_stopping_patience and waited >= training.early_stopping_patience:
-                break
-    if best_state is not None:
-        net.load_state_dict(best_state)
+    with _deterministic_on_cpu(torch, device):
+        epoch, best_epoch, best_loss = _fit(torch, net, xt, yt, loss_fn, training, holdout,
+                                            generator, device)
     config = {
         "n_in": int(inputs.shape[1]), "n_out": n_out, "hidden": list(arch.hidden),
         "dropout": arch.dropout, "task": project.model.task,
@@ -147,6 +118,58 @@ def train_torch(project, features, X, y, path: Path) -> dict[str, Any]:
         "best_epoch": best_epoch,
         "best_validation_loss": best_loss,
     }
+
+
+@contextlib.contextmanager
+def _deterministic_on_cpu(torch, device: str) -> Iterator[None]:
+    """Deterministic kernels for a CPU run, and the caller's setting back afterwards (the flag
+    is process-wide: a server or a test run in the same process must not inherit it)."""
+    if device != "cpu":
+        yield
+        return
+    enabled = torch.are_deterministic_algorithms_enabled()
+    warn_only = torch.is_deterministic_algorithms_warn_only_enabled()
+    torch.use_deterministic_algorithms(True, warn_only=True)
+    try:
+        yield
+    finally:
+        torch.use_deterministic_algorithms(enabled, warn_only=warn_only)
+
+
+def _fit(torch, net, xt, yt, loss_fn, training, holdout: float, generator, device: str
+         ) -> tuple[int, int, float]:
+    """Mini-batch training with early stopping on a held-out slice; the best weights are
+    restored. Returns (epochs run, best epoch, best held-out loss)."""
+    n = len(xt)
+    order = torch.randperm(n, generator=generator).numpy()
+    n_val = max(1, int(round(n * holdout))) if n >= 10 else 0
+    val_idx, fit_idx = order[:n_val], order[n_val:]
+    optimizer = _optimizer(torch, training.optimizer, net.parameters(), training.learning_rate)
+    best_loss, best_state, best_epoch, waited, epoch = float("inf"), None, 0, 0, 0
+    fit = torch.from_numpy(fit_idx).to(device)
+    watch = torch.from_numpy(val_idx if n_val else fit_idx).to(device)
+    for epoch in range(1, training.epochs + 1):
+        net.train()
+        perm = fit[torch.randperm(len(fit), generator=generator).to(device)]
+        for start in range(0, len(perm), training.batch_size):
+            batch = perm[start:start + training.batch_size]
+            optimizer.zero_grad()
+            loss = loss_fn(net(xt[batch]), yt[batch])
+            loss.backward()
+            optimizer.step()
+        net.eval()
+        with torch.no_grad():
+            val_loss = float(loss_fn(net(xt[watch]), yt[watch]))
+        if val_loss < best_loss - 1e-7:
+            best_loss, best_epoch, waited = val_loss, epoch, 0
+            best_state = {k: v.detach().cpu().clone() for k, v in net.state_dict().items()}
+        else:
+            waited += 1
+            if training.early_stopping_patience and waited >= training.early_stopping_patience:
+                break
+    if best_state is not None:
+        net.load_state_dict(best_state)
+    return epoch, best_epoch, best_loss
 
 
 def _optimizer(torch, name: str, params, lr: float):

@@ -27,6 +27,7 @@ def test_classification_on_cpu_is_accurate_and_deterministic(iris_run, tmp_path)
 
     spec = _torch_spec(tmp_path, validation__metrics=["accuracy", "log_loss", "roc_auc"])
     results = []
+    before = torch.are_deterministic_algorithms_enabled()
     for name in ("a", "b"):
         meta = run_train(spec, iris_run["train"], str(tmp_path / name))
         results.append(run_evaluate(spec, str(tmp_path / name), iris_run["test"],
@@ -35,6 +36,8 @@ def test_classification_on_cpu_is_accurate_and_deterministic(iris_run, tmp_path)
     assert 1 <= meta["best_epoch"] <= meta["epochs_trained"] <= 60
     assert results[0]["accuracy"] >= 0.9
     assert results[0] == results[1]  # same seed, same weights, same metrics
+    # deterministic kernels were on for training only: the process-wide flag is restored
+    assert torch.are_deterministic_algorithms_enabled() == before
     weights = [torch.load(tmp_path / n / "artifacts" / "mlp.pt", weights_only=True)
                for n in ("a", "b")]
     assert all(torch.equal(weights[0][k], weights[1][k]) for k in weights[0])
