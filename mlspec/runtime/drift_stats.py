@@ -333,28 +333,40 @@ def smirnov_sf(n: int, d: float) -> float:
     summed in log space (the largest term factored out, as ``scipy.special.logsumexp``)."""
     import numpy as np
 
-    log_factorial = _log_factorials(n)
-    j = np.arange(0, int(np.floor(n * (1 - d))) + 1, dtype=np.int64)
-    x = d + j / n
-    with np.errstate(divide="ignore"):
-        log_terms = (log_factorial[n] - log_factorial[j] - log_factorial[n - j]
-                     + (j - 1) * np.log(x) + (n - j) * np.log1p(-x))
+    log_binomial, j_minus_1, n_minus_j, j_over_n = _smirnov_tables(n)
+    count = int(np.floor(n * (1 - d))) + 1
+    x = d + j_over_n[:count]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        log_x = np.log(x)
+        log_x *= j_minus_1[:count]
+        log_rest = np.negative(x)
+        np.log1p(log_rest, out=log_rest)
+        log_rest *= n_minus_j[:count]
+    log_terms = log_binomial[:count] + log_x
+    log_terms += log_rest
     top = int(np.argmax(log_terms))
-    scaled = np.exp(log_terms - log_terms[top])
+    largest = float(log_terms[top])
+    log_terms -= largest
+    scaled = np.exp(log_terms, out=log_terms)
     scaled[top] = 0.0
-    return float(d * np.exp(log_terms[top] + np.log1p(scaled.sum())))
+    return float(d * np.exp(largest + np.log1p(scaled.sum())))
 
 
 @functools.lru_cache(maxsize=4)
-def _log_factorials(n: int) -> np.ndarray:
-    """log(k!) for k = 0..n, computed once per sample size (every feature of a dataset shares
-    it): ``gammaln(k + 1)``, the very values the series would otherwise compute twice."""
+def _smirnov_tables(n: int) -> tuple[np.ndarray, ...]:
+    """The parts of Smirnov's series that depend on n only, for j = 0..n, computed once per
+    sample size (every feature of a dataset shares them): log C(n, j) from ``gammaln``, j - 1,
+    n - j and j / n."""
     import numpy as np
     from scipy.special import gammaln
 
-    table = gammaln(np.arange(1, n + 2, dtype=np.float64))
-    table.flags.writeable = False
-    return table
+    log_factorial = gammaln(np.arange(1, n + 2, dtype=np.float64))  # log(k!), k = 0..n
+    j = np.arange(0, n + 1, dtype=np.int64)
+    tables = (log_factorial[n] - log_factorial[j] - log_factorial[n - j],
+              (j - 1).astype(np.float64), (n - j).astype(np.float64), j / n)
+    for table in tables:
+        table.flags.writeable = False
+    return tables
 
 
 def _exact_ks(n1: int, n2: int, d: float) -> tuple[float, float]:
