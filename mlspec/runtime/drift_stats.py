@@ -352,7 +352,7 @@ def smirnov_sf(n: int, d: float) -> float:
     return float(d * np.exp(largest + np.log1p(scaled.sum())))
 
 
-@functools.lru_cache(maxsize=4)
+@functools.lru_cache(maxsize=2)  # 32 bytes x n each: 3.2 MB for 200k x 200k rows
 def _smirnov_tables(n: int) -> tuple[np.ndarray, ...]:
     """The parts of Smirnov's series that depend on n only, for j = 0..n, computed once per
     sample size (every feature of a dataset shares them): log C(n, j) from ``gammaln``, j - 1,
