@@ -109,6 +109,8 @@ def ks_sorted(r: np.ndarray, c: np.ndarray) -> float:
     import numpy as np
 
     n1, n2 = r.size, c.size
+    if n1 == 0 or n2 == 0:
+        return float("nan")  # no ECDF to compare, as ks_wasserstein reports an empty side
     if n1 + n2 <= KS_FULL_MERGE_MAX:
         return float(_ks_block(r[None, :], np.array([n1]), c[None, :], np.array([n2]))[0])
     grid = max(KS_MIN_GRID, int(max(n1, n2) ** (2 / 3)))

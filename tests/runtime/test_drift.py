@@ -70,6 +70,12 @@ def test_bounded_ks_search_equals_a_full_merge(shape):
         assert D.ks_sorted(r, c) == float(full[0]), (shape, shift, n1, n2)
 
 
+def test_ks_of_an_empty_or_single_value_sample():
+    big = np.sort(np.random.default_rng(0).normal(size=20_000))
+    assert np.isnan(D.ks_sorted(np.array([]), big)) and np.isnan(D.ks_sorted(big, np.array([])))
+    assert D.ks_sorted(np.array([0.0]), big) == stats.ks_2samp([0.0], big).statistic
+
+
 def test_chi2_and_js_equal_scipy():
     rng = np.random.default_rng(3)
     ref = rng.integers(0, 60, size=(6, 7))
