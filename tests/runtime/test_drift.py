@@ -62,8 +62,11 @@ def test_bounded_ks_search_equals_a_full_merge(shape):
     """The bounded grid search (samples above KS_FULL_MERGE_MAX together) finds exactly the D
     of a full merge, for ties, heavy tails, spikes, tiny and large shifts and unequal sizes."""
     rng = np.random.default_rng(len(shape))
-    for shift in (0.0, 0.0, 0.001, 0.01, 0.05, 0.3):
-        n1, n2 = (int(x) for x in rng.integers(5_000, 150_000, 2))
+    sizes = [tuple(int(x) for x in rng.integers(5_000, 150_000, 2)) for _ in range(6)]
+    sizes += [(int(rng.integers(200, 1_500)), int(rng.integers(9_000, 40_000))), (30, 20_000)]
+    for (n1, n2), shift in zip(sizes, (0.0, 0.0, 0.001, 0.01, 0.05, 0.3, 0.0, 0.05),
+                               strict=True):
+        # the small-vs-large pairs give a grid step of 1 in one sample: exact brackets there
         r = np.sort(KS_SHAPES[shape](rng, n1, 0.0))
         c = np.sort(KS_SHAPES[shape](rng, n2, shift))
         full = _ks_block(r[None, :], np.array([n1]), c[None, :], np.array([n2]))
