@@ -1,3 +1,3 @@
-from mlspec.cli import main
+from mlspec._entry import main
 
 main()

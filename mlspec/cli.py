@@ -8,8 +8,9 @@ kfp, scikit-learn, torch or mlflow. Exit codes follow DESIGN.md: 0 ok, 1 invalid
 from __future__ import annotations
 
 import sys
+from collections.abc import Callable
 from enum import StrEnum
-from typing import Annotated
+from typing import Annotated, Any, NoReturn
 
 import typer
 
@@ -61,9 +62,19 @@ ProfileOpt = Annotated[
 SpecArg = Annotated[str, typer.Argument(help="Path to mlproject.yaml.")]
 
 
-def _fail_usage(message: str) -> None:
+def _fail_usage(message: str) -> NoReturn:
     typer.echo(f"error: {message}", err=True)
     raise typer.Exit(EXIT_USAGE)
+
+
+def _exit_with(command: Callable[..., int], *args: Any, **kwargs: Any) -> NoReturn:
+    """Run a command function and exit with its code; a usage error (unknown profile, bad
+    argument) is one line on stderr and exit 2, for every command alike."""
+    try:
+        code = command(*args, **kwargs)
+    except UsageError as exc:
+        _fail_usage(str(exc))
+    raise typer.Exit(code)
 
 
 @app.command()
@@ -76,11 +87,7 @@ def validate(
     """Check specs against the schema and the lint rules."""
     from mlspec.report import validate_files
 
-    try:
-        code = validate_files(specs, output_format.value, strict=strict, profile=profile)
-    except UsageError as exc:
-        _fail_usage(str(exc))
-    raise typer.Exit(code)
+    _exit_with(validate_files, specs, output_format.value, strict=strict, profile=profile)
 
 
 @app.command()
@@ -98,11 +105,7 @@ def compile(  # noqa: A001 - the command's name
     """Compile a spec to KFP, Tekton, serving and monitoring manifests."""
     from mlspec.output import compile_command
 
-    try:
-        code = compile_command(spec, output, target or [], profile, strict=strict)
-    except UsageError as exc:
-        _fail_usage(str(exc))
-    raise typer.Exit(code)
+    _exit_with(compile_command, spec, output, target or [], profile, strict=strict)
 
 
 @app.command()
@@ -116,11 +119,7 @@ def run(
     """Run the compiled KFP pipeline locally (kfp.local), with live progress."""
     from mlspec.local_run import run_command
 
-    try:
-        code = run_command(spec, profile, workdir)
-    except UsageError as exc:
-        _fail_usage(str(exc))
-    raise typer.Exit(code)
+    _exit_with(run_command, spec, profile, workdir)
 
 
 @app.command()
@@ -141,19 +140,16 @@ def submit(
     """Submit the pipeline to a cluster (KFP API, or the Kubernetes API for Tekton)."""
     from mlspec.submit import submit_command
 
-    try:
-        code = submit_command(
-            spec,
-            target,
-            host=host,
-            experiment=experiment,
-            namespace=namespace,
-            apply_definitions=apply_definitions,
-            profile=profile,
-        )
-    except UsageError as exc:
-        _fail_usage(str(exc))
-    raise typer.Exit(code)
+    _exit_with(
+        submit_command,
+        spec,
+        target,
+        host=host,
+        experiment=experiment,
+        namespace=namespace,
+        apply_definitions=apply_definitions,
+        profile=profile,
+    )
 
 
 @app.command()
@@ -169,11 +165,7 @@ def serve(
     """Serve a model: Open Inference Protocol v2, /metrics, /feedback, online drift."""
     from mlspec.runtime.server import serve_command
 
-    try:
-        code = serve_command(model_uri, host=host, port=port, name=name, tracking_uri=tracking_uri)
-    except UsageError as exc:
-        _fail_usage(str(exc))
-    raise typer.Exit(code)
+    _exit_with(serve_command, model_uri, host=host, port=port, name=name, tracking_uri=tracking_uri)
 
 
 @app.command()
@@ -194,19 +186,16 @@ def drift(
     """Compare current data with a reference: exit 1 when drift is found."""
     from mlspec.runtime.drift_cli import drift_command
 
-    try:
-        code = drift_command(
-            reference,
-            current,
-            method=method,
-            threshold=threshold,
-            spec=spec,
-            output_format=output_format.value,
-            output=output,
-        )
-    except UsageError as exc:
-        _fail_usage(str(exc))
-    raise typer.Exit(code)
+    _exit_with(
+        drift_command,
+        reference,
+        current,
+        method=method,
+        threshold=threshold,
+        spec=spec,
+        output_format=output_format.value,
+        output=output,
+    )
 
 
 @app.command()
@@ -218,11 +207,7 @@ def plan(
     """Classify a change's risk and pick the rollout strategy."""
     from mlspec.plan import plan_command
 
-    try:
-        code = plan_command(old, new, output_format.value)
-    except UsageError as exc:
-        _fail_usage(str(exc))
-    raise typer.Exit(code)
+    _exit_with(plan_command, old, new, output_format.value)
 
 
 @app.command()
@@ -245,11 +230,7 @@ def init(
     """Write a starter mlproject.yaml."""
     from mlspec.init import init_command
 
-    try:
-        code = init_command(template.value, path, name=name, force=force)
-    except UsageError as exc:
-        _fail_usage(str(exc))
-    raise typer.Exit(code)
+    _exit_with(init_command, template.value, path, name=name, force=force)
 
 
 @app.command()
@@ -257,11 +238,7 @@ def explain(code: Annotated[str, typer.Argument(help="A diagnostic code, e.g. ML
     """Explain a diagnostic code: what it catches and how to fix it."""
     from mlspec.report import explain_command
 
-    try:
-        exit_code = explain_command(code)
-    except UsageError as exc:
-        _fail_usage(str(exc))
-    raise typer.Exit(exit_code)
+    _exit_with(explain_command, code)
 
 
 @trigger_app.command("serve")
@@ -275,7 +252,7 @@ def trigger_serve(
     """Receive Alertmanager webhooks; a retraining alert starts `mlspec run SPEC`."""
     from mlspec.runtime.trigger import serve_command
 
-    raise typer.Exit(serve_command(spec, host=host, port=port, workdir=workdir, profile=profile))
+    _exit_with(serve_command, spec, host=host, port=port, workdir=workdir, profile=profile)
 
 
 def main() -> None:

@@ -182,3 +182,7 @@ def test_cli_rejects_a_bad_spec_and_a_missing_one(tmp_path: Path) -> None:
     missing = subprocess.run([*mlspec, str(tmp_path / "nope.yaml")], capture_output=True,
                              text=True, timeout=60)
     assert missing.returncode == 2 and "Traceback" not in missing.stderr
+    unknown = subprocess.run([*mlspec, str(IRIS), "--profile", "nope"], capture_output=True,
+                             text=True, timeout=60)
+    assert unknown.returncode == 2 and "Traceback" not in unknown.stderr
+    assert "unknown profile 'nope'" in unknown.stderr
