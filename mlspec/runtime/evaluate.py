@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from mlspec.runtime.errors import StepError
+from mlspec.runtime.errors import StepError, first_line
 from mlspec.runtime.io import read_dataset, write_json
 from mlspec.runtime.model_io import LoadedModel, load_model
 from mlspec.runtime.spec import load_project
@@ -54,7 +54,7 @@ def evaluate_frame(project, model: LoadedModel, frame) -> dict[str, float]:
         pred = model.predict(X)
         proba = model.predict_proba(X) if any(n in NEEDS_PROBA for n in names) else None
     except (ValueError, TypeError) as exc:
-        raise StepError(f"the model cannot predict on this data: {exc}".splitlines()[0]) from None
+        raise StepError(f"the model cannot predict on this data: {first_line(exc)}") from None
     return compute_metrics(names, project.model.task, y, pred, proba, model.classes)
 
 

@@ -15,7 +15,7 @@ import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from mlspec.runtime.errors import StepError
+from mlspec.runtime.errors import StepError, first_line
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -101,7 +101,7 @@ def _read_remote(uri: str, fmt: str) -> pd.DataFrame:
     except StepError:
         raise
     except Exception as exc:  # network and object-store clients raise their own types
-        detail = _one_line(exc)
+        detail = first_line(exc)
         if isinstance(exc, FileNotFoundError):
             detail = "not found or not reachable"
         elif detail == uri or not detail:
@@ -129,7 +129,7 @@ def _parse(handle: Any, fmt: str, name: str) -> pd.DataFrame:
     except pd.errors.EmptyDataError:
         raise StepError(f"data file is empty: {name}") from None
     except Exception as exc:  # pandas/pyarrow raise many types for corrupt files
-        raise StepError(f"cannot read {name} as {fmt}: {_one_line(exc)}") from None
+        raise StepError(f"cannot read {name} as {fmt}: {first_line(exc)}") from None
     if frame.shape[1] == 0:
         raise StepError(f"data file has no columns: {name}")
     return frame
@@ -157,7 +157,7 @@ def read_json(path: str | os.PathLike[str], what: str = "file") -> Any:
     except FileNotFoundError:
         raise StepError(f"{what} not found: {path}") from None
     except (OSError, json.JSONDecodeError) as exc:
-        raise StepError(f"cannot read {what} {path}: {_one_line(exc)}") from None
+        raise StepError(f"cannot read {what} {path}: {first_line(exc)}") from None
 
 
 def write_json(data: Any, path: str | os.PathLike[str]) -> None:
@@ -191,6 +191,3 @@ def file_sha256(path: str | os.PathLike[str]) -> str:
     return digest.hexdigest()
 
 
-def _one_line(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()
-    return text[0] if text else type(exc).__name__

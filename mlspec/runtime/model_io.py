@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from mlspec.runtime.errors import StepError
+from mlspec.runtime.errors import StepError, first_line
 from mlspec.runtime.features import FeatureSpec
 
 META_FILE = "mlspec_model.json"
@@ -126,10 +126,8 @@ def load_model(path: str | Path) -> LoadedModel:
     except StepError:
         raise
     except Exception as exc:  # unpickling errors come in many types
-        raise StepError(f"cannot load the model in {path}: {_one_line(exc)}") from None
+        detail = first_line(exc, with_type=True)
+        raise StepError(f"cannot load the model in {path}: {detail}") from None
     return LoadedModel(meta, model)
 
 
-def _one_line(exc: BaseException) -> str:
-    lines = str(exc).strip().splitlines()
-    return f"{type(exc).__name__}: {lines[0]}" if lines else type(exc).__name__

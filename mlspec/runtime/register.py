@@ -11,7 +11,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from mlspec.runtime.errors import StepError
+from mlspec.runtime.errors import StepError, first_line
 from mlspec.runtime.io import file_sha256, read_json, write_json
 from mlspec.runtime.model_io import read_meta
 from mlspec.runtime.registry import client, git_commit, sqlite_path, with_retries, writer_lock
@@ -92,7 +92,7 @@ def _register(project, model_dir: str, params, metrics, tags, alias) -> dict[str
     except StepError:
         raise
     except Exception as exc:
-        raise StepError(f"registering {name} in {uri} failed: {str(exc).splitlines()[0]}") \
+        raise StepError(f"registering {name} in {uri} failed: {first_line(exc)}") \
             from None
     return {"name": name, "version": str(version.version), "alias": alias, "run_id": run_id,
             "model_uri": f"models:/{name}/{version.version}", "tracking_uri": uri}

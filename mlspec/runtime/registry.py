@@ -12,7 +12,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, TypeVar
 
-from mlspec.runtime.errors import StepError
+from mlspec.runtime.errors import StepError, first_line
 from mlspec.runtime.model_io import quiet_mlflow
 
 T = TypeVar("T")
@@ -129,7 +129,7 @@ def champion(project, download: bool = True) -> dict[str, Any] | None:
     except StepError:
         raise
     except Exception as exc:
-        raise StepError(f"cannot read the registry {uri}: {str(exc).splitlines()[0]}") from None
+        raise StepError(f"cannot read the registry {uri}: {first_line(exc)}") from None
 
 
 def _version_by_alias(mlflow_client, name: str, alias: str):

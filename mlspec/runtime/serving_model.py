@@ -16,6 +16,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from mlspec.runtime.errors import first_line
+
 # MLflow column types -> Open Inference Protocol datatypes (and whether the column is numeric).
 MLFLOW_TO_V2: dict[str, str] = {
     "double": "FP64", "float": "FP32", "long": "INT64", "integer": "INT32",
@@ -97,7 +99,7 @@ def _resolve_folder(uri: str, tracking_uri: str | None) -> tuple[Path, str]:
     try:
         local = Path(mlflow.artifacts.download_artifacts(artifact_uri=uri))
     except Exception as exc:  # mlflow raises many types; all mean "cannot load this"
-        raise ModelLoadError(f"{uri}: {_first_line(exc)}") from None
+        raise ModelLoadError(f"{uri}: {first_line(exc)}") from None
     return local, _version_of(uri)
 
 
@@ -123,9 +125,6 @@ def _version_of(uri: str) -> str:
     return "1"
 
 
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip() or type(exc).__name__
-    return text.splitlines()[0][:300]
 
 
 def _columns_from_signature(meta: Any) -> list[Column] | None:
@@ -215,7 +214,7 @@ def load_model(uri: str, name: str | None = None, tracking_uri: str | None = Non
     try:
         meta = Model.load(str(folder))
     except Exception as exc:
-        raise ModelLoadError(f"{uri}: {_first_line(exc)}") from None
+        raise ModelLoadError(f"{uri}: {first_line(exc)}") from None
     profile = _read_profile(folder)
     mlspec_meta = _read_meta(folder)
     flavor = "sklearn" if "sklearn" in meta.flavors else "python_function"
@@ -231,7 +230,7 @@ def load_model(uri: str, name: str | None = None, tracking_uri: str | None = Non
             estimator = mlflow.pyfunc.load_model(str(folder))
             predict = estimator.predict
     except Exception as exc:
-        raise ModelLoadError(f"{uri}: cannot load the model: {_first_line(exc)}") from None
+        raise ModelLoadError(f"{uri}: cannot load the model: {first_line(exc)}") from None
     columns = _columns_from_signature(meta) or (
         _columns_from_estimator(estimator) if flavor == "sklearn" else None)
     if not columns:
@@ -280,7 +279,7 @@ def _probe(model: LoadedModel) -> None:
     try:
         expected = np.asarray(model.predict(to_frame(model, sample)))
     except Exception as exc:  # noqa: BLE001 - any model error: fall back to the safe path
-        print(f"warning: could not probe the model with a sample row ({_first_line(exc)}); "
+        print(f"warning: could not probe the model with a sample row ({first_line(exc)}); "
               "predicting through DataFrames", file=sys.stderr)
         return
     model.output_datatype = _numpy_to_v2(expected.dtype)

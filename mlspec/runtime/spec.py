@@ -7,7 +7,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from mlspec.runtime.errors import StepError
+from mlspec.runtime.errors import StepError, first_line
 from mlspec.spec.models import Project
 
 
@@ -52,7 +52,7 @@ def _read(spec: str) -> dict[str, Any]:
             try:
                 data = yaml.safe_load(raw)
             except yaml.YAMLError as exc:
-                raise StepError(f"spec {spec} is not valid YAML: {exc}".splitlines()[0]) from None
+                raise StepError(f"spec {spec} is not valid YAML: {first_line(exc)}") from None
         else:
             try:
                 data = json.loads(raw)

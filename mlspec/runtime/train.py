@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 from mlspec.catalog import kind_for_task, load_catalog, lookup
 from mlspec.errors import did_you_mean
-from mlspec.runtime.errors import StepError
+from mlspec.runtime.errors import StepError, first_line
 from mlspec.runtime.features import feature_specs, require_columns
 from mlspec.runtime.io import read_dataset
 from mlspec.runtime.model_io import prepare_model_dir, quiet_mlflow, write_meta
@@ -184,7 +184,7 @@ def fit_sklearn(project: Project, features, X, y):
         except StepError:
             raise
         except (ValueError, TypeError) as exc:
-            raise StepError(f"training {info.path} failed: {_first_line(exc)}") from None
+            raise StepError(f"training {info.path} failed: {first_line(exc)}") from None
     return pipeline, out
 
 
@@ -256,9 +256,6 @@ def _show(params: dict) -> str:
     return ", ".join(f"{k}={v!r}" for k, v in sorted(params.items()))
 
 
-def _first_line(exc: BaseException) -> str:
-    lines = str(exc).strip().splitlines()
-    return lines[0] if lines else type(exc).__name__
 
 
 __all__ = ["run_train", "train_frame", "fit_sklearn", "estimator_class"]
