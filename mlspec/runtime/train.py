@@ -193,6 +193,7 @@ def _tune(project: Project, tuning: Tuning, pipeline, X, y):
     from sklearn.model_selection import GridSearchCV, ParameterGrid, RandomizedSearchCV
 
     from mlspec.runtime.metrics import scorer
+    from mlspec.spec.models import LOWER_IS_BETTER
 
     metric = tuning.metric or project.metrics[0]
     n_classes = len(np.unique(y)) if project.model.task == "classification" else None
@@ -210,7 +211,7 @@ def _tune(project: Project, tuning: Tuning, pipeline, X, y):
     search.fit(X, y)
     best = {k.removeprefix("model__"): _plain(v) for k, v in search.best_params_.items()}
     score = float(search.best_score_)
-    if metric in ("log_loss", "rmse", "mae", "mse", "mape"):
+    if metric in LOWER_IS_BETTER:
         score = -score  # scikit-learn maximises negated errors
     return search.best_estimator_, {
         "strategy": tuning.strategy, "metric": metric, "cv": tuning.cv,
