@@ -14,6 +14,7 @@ model/
 from __future__ import annotations
 
 import json
+import os
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
@@ -46,19 +47,27 @@ def quiet_mlflow() -> None:
     warnings.filterwarnings("ignore", message=".*pkg_resources.*")
 
 
-def prepare_model_dir(path: str | Path) -> Path:
-    """Make room for a model at ``path``: MLflow refuses an existing folder, so an empty one (a
-    pipeline engine may create it) or an earlier model is removed; anything else is an error."""
+def check_model_dir(path: str | Path) -> Path:
+    """Check that a model may be written at ``path``: nothing there, an empty folder (a pipeline
+    engine may create it) or an earlier model, which :func:`replace_model_dir` replaces only
+    once the new one is complete; anything else is an error."""
     path = Path(path)
     if path.is_dir():
         if any(path.iterdir()) and not (path / MLMODEL_FILE).exists():
             raise StepError(f"output model folder {path} exists and is not an MLflow model; "
                             "refusing to overwrite it")
-        shutil.rmtree(path)
     elif path.exists():
         raise StepError(f"output model path {path} is a file, not a folder")
     path.parent.mkdir(parents=True, exist_ok=True)
     return path
+
+
+def replace_model_dir(built: Path, final: Path) -> None:
+    """Move a complete model folder to ``final`` (checked by :func:`check_model_dir`), in place
+    of the earlier model or empty folder there."""
+    if final.is_dir():
+        shutil.rmtree(final)
+    os.replace(built, final)
 
 
 def write_meta(path: Path, meta: dict[str, Any]) -> None:

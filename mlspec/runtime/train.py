@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import importlib
 import json
-import os
 import shutil
 from typing import TYPE_CHECKING, Any
 
@@ -14,7 +13,7 @@ from mlspec.errors import did_you_mean
 from mlspec.runtime.errors import StepError, first_line
 from mlspec.runtime.features import feature_specs, require_columns
 from mlspec.runtime.io import read_dataset
-from mlspec.runtime.model_io import prepare_model_dir, quiet_mlflow, write_meta
+from mlspec.runtime.model_io import check_model_dir, quiet_mlflow, replace_model_dir, write_meta
 from mlspec.runtime.profile import PROFILE_FILE, build_profile
 from mlspec.runtime.spec import load_project
 
@@ -68,9 +67,9 @@ def train_frame(project: Project, frame: pd.DataFrame, out_model: str) -> dict:
         meta["classes"] = [_plain(c) for c in np.unique(y)]
         if len(meta["classes"]) < 2:
             raise StepError(f"target {target!r} has a single class; a classifier needs two or more")
-    final = prepare_model_dir(out_model)
+    final = check_model_dir(out_model)
     # Build the folder beside its destination and move it in at the end: a failed training
-    # never leaves a half-written model behind.
+    # neither leaves a half-written model behind nor removes the earlier one.
     path = final.with_name(f".{final.name}.partial")
     if path.exists():
         shutil.rmtree(path)
@@ -91,7 +90,7 @@ def train_frame(project: Project, frame: pd.DataFrame, out_model: str) -> dict:
         profile = build_profile(frame, features)
         (path / PROFILE_FILE).write_text(json.dumps(profile, indent=1, sort_keys=True) + "\n",
                                          encoding="utf-8")
-        os.replace(path, final)
+        replace_model_dir(path, final)
     finally:
         if path.exists():
             shutil.rmtree(path, ignore_errors=True)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 
 import pytest
 
@@ -136,10 +137,14 @@ def test_bad_estimators_are_clear_errors(iris_run, tmp_path, changes, message):
     from mlspec.runtime.train import run_train
 
     spec = iris_spec(tmp_path, **changes)
+    earlier = tmp_path / "model"
+    shutil.copytree(iris_run["model"], earlier)  # the model a failed training must not lose
+    before = sorted(p.relative_to(earlier) for p in earlier.rglob("*"))
     with pytest.raises(StepError) as info:
-        run_train(spec, iris_run["train"], str(tmp_path / "model"))
+        run_train(spec, iris_run["train"], str(earlier))
     assert message in str(info.value)
-    assert not (tmp_path / "model").exists()  # nothing half-written
+    assert sorted(p.relative_to(earlier) for p in earlier.rglob("*")) == before
+    assert [p.name for p in tmp_path.iterdir() if p.name.endswith(".partial")] == []
 
 
 def test_unknown_param_lists_valid_ones(iris_run, tmp_path):
