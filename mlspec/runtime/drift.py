@@ -460,8 +460,11 @@ def _profile_numeric_chart(spec: dict, cur: np.ndarray) -> dict[str, Any]:
 
 
 def drift_from_profile(profile: dict[str, Any], current_columns: dict[str, np.ndarray],
-                       method: str = "psi") -> dict[str, float]:
-    """Online drift for the model server: ``{feature: statistic}`` of a window of rows.
+                       method: str = "psi") -> dict[str, tuple[str, float]]:
+    """Online drift for the model server: ``{feature: (method used, statistic)}`` of a window
+    of rows. The method is the one asked for, except on a categorical feature where ``ks`` and
+    ``wasserstein`` fall back to ``chi2`` and ``js`` (``CATEGORICAL_FALLBACK``), so a gauge
+    labelled with it is never compared with another method's threshold.
 
     Cheap: bins and counts come from the profile; the window is sorted once per feature.
     Features the window lacks are skipped. For ``chi2`` the statistic is the chi-square value
@@ -473,7 +476,7 @@ def drift_from_profile(profile: dict[str, Any], current_columns: dict[str, np.nd
         return {}
     report = compare_profile(profile, {n: current_columns[n] for n in names}, method,
                              charts=False)
-    return {f.name: f.statistic for f in report.features}
+    return {f.name: (f.method, f.statistic) for f in report.features}
 
 
 def compare(reference: pd.DataFrame | dict[str, Any], current: pd.DataFrame, method: str = "psi",

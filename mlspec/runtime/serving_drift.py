@@ -8,10 +8,10 @@ the runtime's ``drift_from_profile`` (the same statistics ``mlspec drift`` repor
 from __future__ import annotations
 
 import time
-from typing import Any
 
 import numpy as np
 
+from mlspec.runtime.drift import drift_from_profile
 from mlspec.runtime.serving_model import Column
 
 
@@ -48,7 +48,7 @@ class OnlineDrift:
             return
         sample = np.zeros(2, dtype=self.buffer.dtype)
         try:
-            _drift_from_profile(self.profile, {name: sample for name in self.names}, self.method)
+            drift_from_profile(self.profile, {name: sample for name in self.names}, self.method)
         except Exception:  # noqa: BLE001 - a warm-up only; real errors surface on scrape
             pass
 
@@ -86,10 +86,9 @@ class OnlineDrift:
         current = self.buffer[:self.filled]
         columns = {name: current[:, j] for j, name in enumerate(self.names)}
         try:
-            results = _drift_from_profile(self.profile, columns, self.method)
+            return drift_from_profile(self.profile, columns, self.method)
         except Exception:  # noqa: BLE001 - a monitoring side path must never break serving
             return self._cache
-        return {name: (method, value) for name, method, value in results}
 
 
 def _profiled_features(profile: dict) -> set[str]:
@@ -100,11 +99,3 @@ def _profiled_features(profile: dict) -> set[str]:
         return {str(f.get("name")) for f in features if isinstance(f, dict)}
     return set()
 
-
-def _drift_from_profile(profile: dict, columns: dict[str, Any],
-                        method: str) -> list[tuple[str, str, float]]:
-    """(feature, method, statistic) per feature: the same statistics as ``mlspec drift``."""
-    from mlspec.runtime.drift import drift_from_profile
-
-    return [(str(name), method, float(value))
-            for name, value in drift_from_profile(profile, columns, method).items()]

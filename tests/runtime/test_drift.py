@@ -149,7 +149,8 @@ def test_profile_reference_matches_dataset_reference(tmp_path):
         for a, b in zip(exact, approx, strict=True):
             assert abs(a["statistic"] - b["statistic"]) < tolerance, (method, a, b)
     online = D.drift_from_profile(profile, {c: cur[c].to_numpy() for c in ("alcohol", "ash")})
-    assert set(online) == {"alcohol", "ash"} and online["alcohol"] > 0.2 > online["ash"]
+    assert set(online) == {"alcohol", "ash"} and online["alcohol"][1] > 0.2 > online["ash"][1]
+    assert online["alcohol"][0] == "psi"
 
 
 def test_categorical_features_and_fallbacks():
@@ -165,6 +166,14 @@ def test_categorical_features_and_fallbacks():
     assert D.compare(ref, cur, "wasserstein").features[0].method == "js"
     psi = D.compare(ref, cur, "psi").features[0]
     assert psi.method == "psi" and psi.statistic > 1  # a new category: floored proportions
+    # Online, the gauge carries the method each feature was measured with (the server labels
+    # mlspec_feature_drift with it, and the alert compares it with that method's threshold).
+    from mlspec.runtime.features import FeatureSpec
+    from mlspec.runtime.profile import build_profile
+
+    profile = build_profile(ref, [FeatureSpec("colour", "category"), FeatureSpec("size", "float")])
+    online = D.drift_from_profile(profile, {c: cur[c].to_numpy() for c in cur}, "ks")
+    assert online["colour"][0] == "chi2" and online["size"][0] == "ks"
 
 
 def test_json_document_shape():
