@@ -17,39 +17,25 @@ if TYPE_CHECKING:
 
     from mlspec.runtime.features import FeatureSpec
 
+from mlspec.runtime.drift_stats import N_BINS
+
 PROFILE_FILE = "reference_profile.json"
 PROFILE_VERSION = 1
-N_BINS = 10
 QUANTILE_LEVELS = 101
 
 
-def quantile_edges(sorted_values: np.ndarray, n_bins: int = N_BINS) -> np.ndarray:
-    """Interior bin edges: the reference's quantiles at 1/n_bins, ..., (n_bins-1)/n_bins,
-    deduplicated (a constant column has one bin). ``sorted_values`` has no NaN."""
-    import numpy as np
-
-    if sorted_values.size == 0:
-        return np.empty(0)
-    levels = np.arange(1, n_bins) / n_bins
-    return np.unique(np.quantile(sorted_values, levels, method="linear"))
-
-
-def bin_counts(sorted_values: np.ndarray, edges: np.ndarray) -> np.ndarray:
-    """Counts per bin (-inf, e1], (e1, e2], ..., (ek, inf) of already sorted values (no NaN):
-    a binary search per edge, no pass over the data."""
-    import numpy as np
-
-    cumulative = np.searchsorted(sorted_values, edges, side="right")
-    return np.diff(np.concatenate(([0], cumulative, [sorted_values.size])))
-
-
 def numeric_profile(values: np.ndarray) -> dict[str, Any]:
-    """The profile of one numeric column (NaN counted as nulls)."""
+    """The profile of one numeric column (NaN counted as nulls). Bins and quantiles come from
+    the drift module's own functions, so a profile bins exactly as ``mlspec drift`` bins a
+    reference dataset."""
     import numpy as np
+
+    from mlspec.runtime.drift_stats import binned_counts, decile_edges, sorted_quantiles
 
     values = np.asarray(values, dtype="float64")
     present = np.sort(values[~np.isnan(values)])
-    edges = quantile_edges(present)
+    n = int(present.size)
+    edges = decile_edges(present, n)
     out: dict[str, Any] = {"kind": "numeric", "count": int(present.size),
                            "nulls": int(values.size - present.size)}
     if present.size:
@@ -57,9 +43,9 @@ def numeric_profile(values: np.ndarray) -> dict[str, Any]:
             "min": float(present[0]), "max": float(present[-1]),
             "mean": float(present.mean()), "std": float(present.std()),
             "edges": [float(e) for e in edges],
-            "counts": [int(c) for c in bin_counts(present, edges)],
-            "quantiles": [float(q) for q in np.quantile(
-                present, np.linspace(0, 1, QUANTILE_LEVELS), method="linear")],
+            "counts": [int(c) for c in binned_counts(present, n, edges)],
+            "quantiles": [float(q) for q in sorted_quantiles(
+                present[None, :], np.array([n]), np.linspace(0, 1, QUANTILE_LEVELS))[0]],
         })
     return out
 

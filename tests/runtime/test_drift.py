@@ -142,7 +142,7 @@ def test_profile_reference_matches_dataset_reference(tmp_path):
         exact = D.compare(ref, cur, method).to_dict()
         approx = D.compare(profile, cur, method).to_dict()
         for a, b in zip(exact["features"], approx["features"], strict=True):
-            assert a["statistic"] == pytest.approx(b["statistic"], rel=1e-9), (method, a, b)
+            assert a["statistic"] == b["statistic"], (method, a, b)  # the same bins, exactly
     for method, tolerance in (("ks", 0.03), ("wasserstein", 0.05)):
         exact = D.compare(ref, cur, method).to_dict()["features"]
         approx = D.compare(profile, cur, method).to_dict()["features"]
