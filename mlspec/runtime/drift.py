@@ -31,22 +31,14 @@ import math
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from mlspec.runtime.drift_stats import (  # noqa: F401  (re-exported: one import for callers)
-    PSI_FLOOR,
+from mlspec.runtime.drift_stats import (
     _binned,
     _pad,
     binned_counts,
-    chi2_table,
     decile_edges,
-    js_distance,
-    kolmogorov_sf,
     ks_p_values,
-    ks_sorted,
     ks_wasserstein,
-    psi,
-    smirnov_sf,
     sort_rows,
-    sorted_quantiles,
 )
 from mlspec.runtime.errors import StepError
 
