@@ -11,7 +11,6 @@ from __future__ import annotations
 import json
 import os
 import sys
-from collections.abc import Iterable
 from typing import Any, TextIO
 
 from mlspec.errors import Diagnostic, Severity, UsageError, did_you_mean
@@ -350,7 +349,3 @@ def explain_command(code: str, out: TextIO | None = None) -> int:
     key = next(c for c, v in all_codes().items() if v[0] == name)
     stream.write(f"{key} {name} ({severity.value})\n\n{doc}\n")
     return EXIT_OK
-
-
-def iter_codes() -> Iterable[str]:
-    return all_codes().keys()

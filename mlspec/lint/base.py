@@ -63,7 +63,6 @@ class Rule:
     name: str
     severity: Severity
     check: Check
-    area: str
 
     @property
     def doc(self) -> str:
@@ -71,17 +70,11 @@ class Rule:
 
         return inspect.getdoc(self.check) or ""
 
-    @property
-    def summary(self) -> str:
-        """The first line of the docstring: what the rule reports."""
-        return self.doc.splitlines()[0] if self.doc else self.name
-
 
 def rule(code: str, name: str, severity: Severity = Severity.ERROR) -> Callable[[Check], Rule]:
-    """Turn a check function into a :class:`Rule` (the function's module is its area)."""
+    """Turn a check function into a :class:`Rule`."""
 
     def wrap(check: Check) -> Rule:
-        area = check.__module__.rsplit(".", 1)[-1]
-        return Rule(code, name, severity, check, area)
+        return Rule(code, name, severity, check)
 
     return wrap

@@ -141,7 +141,3 @@ BUILTIN_CODES: dict[str, tuple[str, str]] = {
     "MLS299": ("internal-error", "mlspec failed while checking this spec (a bug in a lint rule or "
                "the reader); the other rules still ran. Please report it with the spec."),
 }
-
-
-def rules_by_code() -> dict[str, Rule]:
-    return {r.code: r for r in RULES}

@@ -1,6 +1,6 @@
 """Lint rules for ``serving``: replicas and rollouts that KServe would not carry out.
 
-Add a rule here as a ``@rule`` function and list it in ``mlspec.lint.registry.RULES``.
+Add a rule here as a ``@rule`` function and list it in ``mlspec.lint.rules.RULES``.
 """
 
 from __future__ import annotations

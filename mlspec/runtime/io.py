@@ -179,10 +179,6 @@ def write_value(value: bool, path: str | os.PathLike[str]) -> None:
     write_text("true" if value else "false", path)
 
 
-def read_value(path: str | os.PathLike[str]) -> str:
-    return Path(path).read_text(encoding="utf-8").strip()
-
-
 def file_sha256(path: str | os.PathLike[str]) -> str:
     digest = hashlib.sha256()
     with open(path, "rb") as handle:

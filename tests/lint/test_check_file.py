@@ -75,7 +75,7 @@ def test_a_crashing_rule_becomes_a_diagnostic(tmp_path: Path, monkeypatch) -> No
 
     from mlspec.lint import rules
 
-    monkeypatch.setattr(rules, "RULES", (Rule("MLS298", "boom", Severity.ERROR, boom, "t"),))
+    monkeypatch.setattr(rules, "RULES", (Rule("MLS298", "boom", Severity.ERROR, boom),))
     result = check_file(_write(tmp_path, BASE))
     assert [d.code for d in result.diagnostics] == ["MLS299"]
 
