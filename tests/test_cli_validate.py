@@ -18,7 +18,8 @@ HEAVY = ("kfp", "torch", "sklearn", "mlflow", "pandas", "scipy", "numpy", "kuber
 
 def mlspec(*args: str, stdin: bytes | None = None, env: dict[str, str] | None = None,
            cwd: Path = REPO) -> subprocess.CompletedProcess[str]:
-    cmd = [MLSPEC] if MLSPEC else [sys.executable, "-m", "mlspec.cli"]
+    # Without the console script, python -m mlspec: the same fast path for validate (_entry).
+    cmd = [MLSPEC] if MLSPEC else [sys.executable, "-m", "mlspec"]
     full_env = {k: v for k, v in os.environ.items() if k not in ("FORCE_COLOR", "NO_COLOR")}
     full_env.update(env or {})
     return subprocess.run([*cmd, *args], input=stdin.decode() if stdin else None,

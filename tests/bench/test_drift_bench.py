@@ -16,8 +16,5 @@ def test_drift_bench_runs_and_agrees_with_scipy(scenario: list[str]) -> None:
     done = subprocess.run([sys.executable, str(REPO / "bench" / "drift_bench.py"),
                            "--rows", "20000", "--repeat", "1", "--no-evidently", *scenario],
                           capture_output=True, text=True, timeout=600, cwd=REPO)
-    assert done.returncode == 0, done.stderr
-    agreement = next(line for line in done.stdout.splitlines()
-                     if line.startswith("same statistics as scipy"))
-    assert agreement.endswith("(ok)"), agreement
+    assert done.returncode == 0, done.stdout + done.stderr  # 1: statistics differ from scipy's
     assert "scipy.stats per-column loop" in done.stdout and "floor" in done.stdout
