@@ -85,23 +85,18 @@ def run_command(spec: str, profile: str | None, workdir: str | None) -> int:
     Raises:
         UsageError: unknown profile, or a run folder that cannot be used.
     """
-    from mlspec.output import check_spec, compile_project, print_diagnostics, write_atomically
-    from mlspec.spec.loader import load_spec
+    from mlspec.output import compile_loaded, load_checked, write_or_report
 
-    loaded = load_spec(spec, profile)
-    if loaded.unreadable:
-        print_diagnostics(loaded.diagnostics, spec)
-        return EXIT_USAGE
-    diagnostics = check_spec(loaded, spec)
-    if diagnostics:
-        print_diagnostics(diagnostics, spec)
-    if loaded.project is None or any(d.is_error for d in diagnostics):
-        return EXIT_FAILED
+    loaded, refused = load_checked(spec, profile)
+    if refused is not None:
+        return refused
     project = loaded.project
     run_dir = Path(workdir) if workdir else RUNS_DIR / project.metadata.name
-    compiled = compile_project(project, ["kfp"], spec_sha256=loaded.sha256,
-                               spec_name=Path(spec).name, profile=profile)
-    write_atomically(run_dir / "compiled", compiled.files)
+    compiled = compile_loaded(loaded, spec, ["kfp"], profile)
+    if compiled is None:
+        return EXIT_FAILED
+    if not write_or_report(run_dir / "compiled", compiled.files):
+        return EXIT_USAGE
     return run_pipeline(project, run_dir)
 
 

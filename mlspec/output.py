@@ -43,33 +43,64 @@ def compile_command(spec: str, output: str | None, targets: list[str], profile: 
     Raises:
         UsageError: unknown profile or target, or an output folder that is not ours.
     """
+    loaded, refused = load_checked(spec, profile, strict)
+    if refused is not None:
+        return refused
+    dest = Path(output) if output else Path("build") / loaded.project.metadata.name
+    compiled = compile_loaded(loaded, spec, targets, profile, strict)
+    if compiled is None:
+        return EXIT_INVALID
+    if not write_or_report(dest, compiled.files):
+        return EXIT_USAGE
+    print(f"compiled {compiled.name} -> {dest} ({len(compiled.files)} files; "
+          f"targets: {', '.join(compiled.targets)})")
+    return EXIT_OK
+
+
+def load_checked(spec: str, profile: str | None, strict: bool = False):
+    """Read, validate and lint a spec for a command, printing its diagnostics (with code
+    frames). Returns ``(loaded, None)`` when the spec may be used, else ``(loaded, exit code)``:
+    EXIT_USAGE when it cannot be read, EXIT_INVALID when it has errors (or warnings and
+    ``strict``). What ``compile``, ``run`` and ``submit`` all do first.
+
+    Raises:
+        UsageError: unknown profile.
+    """
     from mlspec.spec.loader import load_spec
 
     loaded = load_spec(spec, profile)
     if loaded.unreadable:
         print_diagnostics(loaded.diagnostics, spec)
-        return EXIT_USAGE
+        return loaded, EXIT_USAGE
     diagnostics = check_spec(loaded, spec)
-    failing = [d for d in diagnostics if d.is_error or (strict and d.severity is Severity.WARNING)]
     if diagnostics:
         print_diagnostics(diagnostics, spec, _lines(loaded), strict)
+    failing = any(d.is_error or (strict and d.severity is Severity.WARNING) for d in diagnostics)
     if failing or loaded.project is None:
-        return EXIT_INVALID
-    dest = Path(output) if output else Path("build") / loaded.project.metadata.name
+        return loaded, EXIT_INVALID
+    return loaded, None
+
+
+def compile_loaded(loaded, spec: str, targets: list[str], profile: str | None,
+                   strict: bool = False) -> Compiled | None:
+    """Render a checked spec's targets; a value a target cannot carry is printed at its line
+    and None returned."""
     try:
-        compiled = compile_project(loaded.project, targets, spec_sha256=loaded.sha256,
-                                   spec_name=Path(spec).name, profile=profile)
+        return compile_project(loaded.project, targets, spec_sha256=loaded.sha256,
+                               spec_name=Path(spec).name, profile=profile)
     except SpecError as exc:
         print_diagnostics(positioned(exc.diagnostics, loaded), spec, _lines(loaded), strict)
-        return EXIT_INVALID
+        return None
+
+
+def write_or_report(dest: Path, files: list[OutputFile]) -> bool:
+    """Write the files atomically at ``dest``; an I/O error is one line on stderr (False)."""
     try:
-        write_atomically(dest, compiled.files)
+        write_atomically(dest, files)
     except OSError as exc:
         print(f"error: cannot write {dest}: {exc.strerror or exc}", file=sys.stderr)
-        return EXIT_USAGE
-    print(f"compiled {compiled.name} -> {dest} ({len(compiled.files)} files; "
-          f"targets: {', '.join(compiled.targets)})")
-    return EXIT_OK
+        return False
+    return True
 
 
 def positioned(diagnostics: list[Diagnostic], loaded) -> list[Diagnostic]:

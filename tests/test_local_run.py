@@ -98,9 +98,15 @@ def test_invalid_spec_and_unknown_profile(tmp_path: Path) -> None:
         "task: classification", "task: clasification"))
     done = _run(bad, tmp_path)
     assert done.returncode == 1 and "MLS104" in done.stderr
+    assert "clasification" in done.stderr and " | " in done.stderr  # a code frame, as compile's
     assert not (tmp_path / ".mlspec").exists()
     done = _run(EXAMPLES / "iris" / "mlproject.yaml", tmp_path, "--profile", "nope")
     assert done.returncode == 2 and "Traceback" not in done.stderr
+    occupied = tmp_path / "a-file"
+    occupied.write_text("not a folder")
+    done = _run(EXAMPLES / "iris" / "mlproject.yaml", tmp_path, "--workdir", str(occupied))
+    assert done.returncode == 2 and "Traceback" not in done.stderr
+    assert done.stderr.startswith("error: cannot write")
 
 
 def test_relative_paths_resolve_against_the_current_directory(

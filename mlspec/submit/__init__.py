@@ -45,17 +45,12 @@ def submit_command(spec: str, target: str, host: str | None = None, experiment: 
 
 def _load_valid(spec: str, profile: str | None):
     """The loaded spec when it is valid; otherwise its diagnostics are printed and None returned."""
-    from mlspec.output import check_spec, print_diagnostics
-    from mlspec.spec.loader import load_spec
+    from mlspec.output import EXIT_USAGE, load_checked
 
-    loaded = load_spec(spec, profile)
-    if loaded.unreadable:
-        print_diagnostics(loaded.diagnostics, spec)
+    loaded, refused = load_checked(spec, profile)
+    if refused == EXIT_USAGE:
         raise UsageError(f"cannot read {spec}")
-    diagnostics = check_spec(loaded, spec)
-    if diagnostics:
-        print_diagnostics(diagnostics, spec)
-    if loaded.project is None or any(d.is_error for d in diagnostics):
+    if refused is not None:
         print(f"error: {spec} is not a valid spec; nothing submitted", file=sys.stderr)
         return None
     return loaded
