@@ -300,13 +300,13 @@ def serve_command(spec: str, host: str = "127.0.0.1", port: int = DEFAULT_PORT,
     Returns:
         0 after a clean shutdown, 1 for an invalid spec, 2 for an unusable address or folder.
     """
-    from mlspec.spec.loader import load_spec
+    from mlspec.output import load_checked
 
-    loaded = load_spec(spec, profile)
-    if loaded.project is None:
-        first = loaded.diagnostics[0].message if loaded.diagnostics else "invalid spec"
-        print(f"error: {spec}: {first}", file=sys.stderr)
-        return EXIT_USAGE if loaded.unreadable else EXIT_FAILED
+    # The same checks as `mlspec run` (schema and lint): a spec every retraining would refuse
+    # is refused now, with all its diagnostics, not at the first alert.
+    loaded, refused = load_checked(spec, profile)
+    if refused is not None:
+        return refused
     folder = Path(workdir or ".").resolve()
     if not folder.is_dir():
         print(f"error: workdir {folder} is not a folder", file=sys.stderr)
