@@ -27,6 +27,13 @@ from typing import Any
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 RUNS_DIR = Path(".mlspec") / "runs"
+SUMMARY_FILE = "summary.json"
+
+
+def default_run_dir(project_name: str, base: Path = Path(".")) -> Path:
+    """Where ``mlspec run`` keeps a project's runs when no ``--workdir`` is given (the trigger
+    reads the summary of a run it started from there)."""
+    return base / RUNS_DIR / project_name
 _ANSI = re.compile(r"\x1b\[[0-9;]*m")
 _STARTED = re.compile(r"Executing task '([^']+)'")
 _FINISHED = re.compile(r"Task '([^']+)' finished with status (\w+)")
@@ -91,7 +98,7 @@ def run_command(spec: str, profile: str | None, workdir: str | None) -> int:
     if refused is not None:
         return refused
     project = loaded.project
-    run_dir = Path(workdir) if workdir else RUNS_DIR / project.metadata.name
+    run_dir = Path(workdir) if workdir else default_run_dir(project.metadata.name)
     compiled = compile_loaded(loaded, spec, ["kfp"], profile)
     if compiled is None:
         return EXIT_FAILED
@@ -145,7 +152,7 @@ def run_pipeline(project, run_dir: Path) -> int:
     new = sorted(set(artifacts.iterdir()) - before)
     run_root = new[-1] if new else None
     summary = summarize(states, run_root, run_dir, time.monotonic() - started, error)
-    (run_dir / "summary.json").write_text(json.dumps(summary, indent=2, sort_keys=True) + "\n")
+    (run_dir / SUMMARY_FILE).write_text(json.dumps(summary, indent=2, sort_keys=True) + "\n")
     print_summary(console, summary)
     return EXIT_OK if summary["ok"] else EXIT_FAILED
 

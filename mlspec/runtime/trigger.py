@@ -171,7 +171,9 @@ class Retrainer:
 
     def _registration(self) -> dict[str, Any] | None:
         """What ``mlspec run`` registered, from its summary.json (None when unknown)."""
-        summary = self.workdir / ".mlspec" / "runs" / self.project / "summary.json"
+        from mlspec.local_run import SUMMARY_FILE, default_run_dir
+
+        summary = default_run_dir(self.project, self.workdir) / SUMMARY_FILE
         try:
             return json.loads(summary.read_text()).get("registration")
         except (OSError, ValueError, AttributeError):
