@@ -14,7 +14,7 @@ import sys
 from typing import Any, TextIO
 
 from mlspec.errors import Diagnostic, Severity, UsageError, did_you_mean
-from mlspec.lint import FileResult, check_file
+from mlspec.lint import INTERNAL_ERROR, FileResult, check_file
 
 EXIT_OK, EXIT_INVALID, EXIT_USAGE = 0, 1, 2
 FORMATS = ("text", "json", "sarif", "github")
@@ -55,7 +55,7 @@ def _check_safely(path: str, profile: str | None) -> FileResult:
         raise
     except Exception as exc:  # noqa: BLE001 - the fuzz tests assert this never happens
         message = f"internal error while checking this file: {type(exc).__name__}: {exc}"
-        return FileResult(path, [Diagnostic("MLS299", Severity.ERROR, message[:500], "", 1, 1,
+        return FileResult(path, [Diagnostic(INTERNAL_ERROR, Severity.ERROR, message[:500], "", 1, 1,
                                             "please report it with the spec", path)])
 
 
