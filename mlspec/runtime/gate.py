@@ -15,17 +15,14 @@ from __future__ import annotations
 
 from typing import Any
 
-from mlspec.runtime.errors import StepError
-from mlspec.runtime.io import read_json, write_json, write_value
+from mlspec.runtime.io import read_json_object, write_json, write_value
 from mlspec.runtime.spec import load_project
 
 
 def run_gate(spec, in_metrics: str, out_decision: str, out_passed: str | None = None) -> dict:
     """Decide whether the evaluated model may be registered; write the decision files."""
     project = load_project(spec)
-    evaluated = read_json(in_metrics, "metrics file")
-    if not isinstance(evaluated, dict) or not isinstance(evaluated.get("metrics"), dict):
-        raise StepError(f"{in_metrics} is not an evaluate metrics file (no 'metrics' object)")
+    evaluated = read_json_object(in_metrics, "evaluate metrics file", "metrics")
     decision = decide(project, evaluated)
     write_json(decision, out_decision)
     if out_passed is not None:

@@ -160,6 +160,15 @@ def read_json(path: str | os.PathLike[str], what: str = "file") -> Any:
         raise StepError(f"cannot read {what} {path}: {first_line(exc)}") from None
 
 
+def read_json_object(path: str | os.PathLike[str], what: str, key: str) -> dict[str, Any]:
+    """A JSON file another step wrote that must be an object holding the object ``key`` (an
+    evaluate metrics file: ``metrics``); StepError otherwise, naming the file."""
+    data = read_json(path, what)
+    if not isinstance(data, dict) or not isinstance(data.get(key), dict):
+        raise StepError(f"{path} is not a {what} (no '{key}' object)")
+    return data
+
+
 def write_json(data: Any, path: str | os.PathLike[str]) -> None:
     """Write JSON with sorted keys (stable output), atomically."""
     write_text(json.dumps(data, indent=2, sort_keys=True, allow_nan=False) + "\n", path)

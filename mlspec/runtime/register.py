@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from mlspec.runtime.errors import StepError, first_line
-from mlspec.runtime.io import file_sha256, read_json, write_json
+from mlspec.runtime.io import file_sha256, read_json, read_json_object, write_json
 from mlspec.runtime.model_io import read_meta
 from mlspec.runtime.registry import client, git_commit, sqlite_path, with_retries, writer_lock
 from mlspec.runtime.spec import load_project, spec_sha256
@@ -30,7 +30,8 @@ def run_register(spec, in_model: str, in_metrics: str | None, in_decision: str |
             failed = "; ".join(decision.get("reasons") or []) or "no reasons given"
             raise StepError(f"refusing to register: the gate failed ({failed})")
     meta = read_meta(in_model)
-    metrics = (read_json(in_metrics, "metrics file").get("metrics") or {}) if in_metrics else {}
+    metrics = (read_json_object(in_metrics, "evaluate metrics file", "metrics")["metrics"]
+               if in_metrics else {})
     tags = {"spec_sha256": spec_sha256(project), "mlspec.task": meta["task"],
             "mlspec.framework": meta["framework"]}
     if in_dataset is not None:
