@@ -165,7 +165,7 @@ def read_json_object(path: str | os.PathLike[str], what: str, key: str) -> dict[
     evaluate metrics file: ``metrics``); StepError otherwise, naming the file."""
     data = read_json(path, what)
     if not isinstance(data, dict) or not isinstance(data.get(key), dict):
-        raise StepError(f"{path} is not a {what} (no '{key}' object)")
+        raise StepError(f"{what} {path} has no '{key}' object")
     return data
 
 
