@@ -11,6 +11,7 @@ import hashlib
 import json
 import os
 import re
+import shutil
 import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -93,6 +94,8 @@ def _read_remote(uri: str, fmt: str) -> pd.DataFrame:
                         "pip install 'mlspec[remote]'") from None
     try:
         with fsspec.open(uri, "rb") as handle:
+            if fmt == "parquet":
+                return _spool_and_parse_parquet(handle, uri)
             return _parse(handle, fmt, uri)
     except ImportError as exc:
         # fsspec delegates s3/gs to s3fs/gcsfs, which are separate packages.
@@ -117,15 +120,28 @@ def read_table(path: str | os.PathLike[str], fmt: str | None = None) -> pd.DataF
         raise StepError(f"data file not found: {path}")
     if path.stat().st_size == 0:
         raise StepError(f"data file is empty: {path}")
-    with open(path, "rb") as handle:
-        return _parse(handle, fmt, str(path))
+    return _parse(path, fmt, str(path))
 
 
-def _parse(handle: Any, fmt: str, name: str) -> pd.DataFrame:
+def _spool_and_parse_parquet(handle: Any, name: str) -> pd.DataFrame:
+    # Arrow reading a Python file object leaves Python-owned buffers in its worker threads'
+    # futures; one freed there while the interpreter exits aborts the process ("terminate
+    # called without an active exception", apache/arrow#34314). From a local copy Arrow reads
+    # its own file, as it does for local sources.
+    with tempfile.TemporaryDirectory(prefix="mlspec-source-") as tmp:
+        local = Path(tmp) / "source.parquet"
+        with open(local, "wb") as out:
+            shutil.copyfileobj(handle, out, 1 << 20)
+        return _parse(local, "parquet", name)
+
+
+def _parse(source: Path | Any, fmt: str, name: str) -> pd.DataFrame:
+    """A DataFrame from a local path (parquet must come as a path: see
+    ``_spool_and_parse_parquet``) or, for csv, an open binary file."""
     import pandas as pd
 
     try:
-        frame = pd.read_parquet(handle) if fmt == "parquet" else pd.read_csv(handle)
+        frame = pd.read_parquet(source) if fmt == "parquet" else pd.read_csv(source)
     except pd.errors.EmptyDataError:
         raise StepError(f"data file is empty: {name}") from None
     except Exception as exc:  # pandas/pyarrow raise many types for corrupt files

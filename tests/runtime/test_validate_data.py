@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -186,6 +187,8 @@ def test_http_source_through_fsspec(tmp_path):
     from mlspec.runtime.io import read_dataset
 
     _frame().to_csv(tmp_path / "data.csv", index=False)
+    _frame().to_parquet(tmp_path / "data.parquet", index=False)
+
     class Quiet(http.server.SimpleHTTPRequestHandler):
         def log_message(self, *args):
             pass
@@ -197,8 +200,32 @@ def test_http_source_through_fsspec(tmp_path):
         uri = f"http://127.0.0.1:{server.server_address[1]}/data.csv"
         run_ingest(iris_spec(tmp_path, data__source__uri=uri), str(tmp_path / "d.parquet"))
         assert len(read_dataset(tmp_path / "d.parquet")) == 120
+        run_ingest(iris_spec(tmp_path, data__source__uri=uri.replace(".csv", ".parquet")),
+                   str(tmp_path / "p.parquet"))
+        assert read_dataset(tmp_path / "p.parquet").equals(read_dataset(tmp_path / "d.parquet"))
         with pytest.raises(StepError, match="not found or not reachable"):
             run_ingest(iris_spec(tmp_path, data__source__uri=uri.replace("data", "nope")),
                        str(tmp_path / "e.parquet"))
     finally:
         server.shutdown()
+
+
+def test_parquet_reaches_arrow_as_a_local_path(tmp_path, monkeypatch):
+    """Arrow must read its own file, never a Python file object: buffers that object hands
+    Arrow can be freed on an Arrow thread while the interpreter exits, which aborts the step
+    after it succeeded (apache/arrow#34314; seen in CI as exit -6 after 'validate-data:
+    passed'). Local files go by path; remote ones are spooled to a local file first."""
+    import io
+
+    from mlspec.runtime import io as runtime_io
+
+    _frame().to_parquet(tmp_path / "data.parquet", index=False)
+    given = []
+    real = pd.read_parquet
+    monkeypatch.setattr(pd, "read_parquet", lambda source, **kw: given.append(source)
+                        or real(source, **kw))
+    local = runtime_io.read_table(tmp_path / "data.parquet")
+    remote = runtime_io._spool_and_parse_parquet(
+        io.BytesIO((tmp_path / "data.parquet").read_bytes()), "s3://bucket/data.parquet")
+    assert local.equals(remote) and len(local) == 120
+    assert len(given) == 2 and all(isinstance(source, Path) for source in given), given
