@@ -14,9 +14,39 @@ ORACLES = (REPO / ".." / "shared" / "oracles").resolve()
 VENV_BIN = REPO / ".venv" / "bin"
 
 
+# CI installs everything the tests use, so there a skip means a missing dependency that would
+# pass a test unseen: with MLSPEC_STRICT_SKIPS=1 (.ci/run sets it) a skip fails, except for
+# these reasons, which no install can change.
+STRICT_SKIPS = os.environ.get("MLSPEC_STRICT_SKIPS") == "1"
+ALLOWED_SKIP_REASONS = ("../shared is absent", "a GPU is present", "Linux only")
+
+
 def pytest_addoption(parser: pytest.Parser) -> None:
     parser.addoption("--update-golden", action="store_true",
                      help="Rewrite golden files from the current output instead of comparing.")
+
+
+def _fail_if_skip_is_not_allowed(report: pytest.TestReport | pytest.CollectReport) -> None:
+    if not (STRICT_SKIPS and report.skipped) or hasattr(report, "wasxfail"):
+        return
+    longrepr = report.longrepr
+    reason = longrepr[2] if isinstance(longrepr, tuple) else str(longrepr)
+    if not any(allowed in reason for allowed in ALLOWED_SKIP_REASONS):
+        report.outcome = "failed"
+        report.longrepr = ("skipped under MLSPEC_STRICT_SKIPS=1 (CI installs every dependency): "
+                           + reason)
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]):
+    outcome = yield
+    _fail_if_skip_is_not_allowed(outcome.get_result())
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_make_collect_report(collector: pytest.Collector):
+    outcome = yield
+    _fail_if_skip_is_not_allowed(outcome.get_result())
 
 
 @pytest.fixture
