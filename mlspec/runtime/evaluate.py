@@ -2,8 +2,12 @@
 
 When ``validation.baseline`` is set and the registry has a model behind its alias (the
 champion), the champion is evaluated on the same test set too, so the gate compares like with
-like. A champion that cannot be loaded is recorded (the gate then falls back to the metrics
-logged with it at registration).
+like. What evaluate found is recorded for the gate, which then needs no registry query of its
+own (and judges the very version measured here, even if the alias moves in between):
+``{"alias", "version": None}`` when no version has the alias; the version, its model URI and
+the metrics logged with it at registration otherwise, plus ``metrics`` (same test set) or, when
+the champion cannot be loaded, ``error`` (the gate then uses the logged metrics). A registry
+that cannot be read gives ``{"alias", "error"}`` without a version: the gate asks again.
 """
 
 from __future__ import annotations
@@ -69,10 +73,11 @@ def _champion_metrics(project, test) -> dict[str, Any] | None:
     except StepError as exc:
         return {"alias": baseline.alias, "error": str(exc)}
     if found is None:
-        return None
+        return {"alias": baseline.alias, "version": None}
     version, local_path = found["version"], found["local_path"]
     out: dict[str, Any] = {"alias": baseline.alias, "version": version,
-                           "model_uri": found["model_uri"]}
+                           "model_uri": found["model_uri"],
+                           "logged_metrics": found["logged_metrics"]}
     try:
         out["metrics"] = evaluate_frame(project, load_model(local_path), test)
     except StepError as exc:

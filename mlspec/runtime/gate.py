@@ -2,10 +2,12 @@
 
 Thresholds: each ``validation.thresholds`` entry's ``min``/``max`` against the evaluated
 metric. Champion/challenger (``validation.baseline``): the challenger must beat the model
-behind the alias by ``min_delta`` on ``baseline.metric``. The champion's score is the one
-``evaluate`` measured on the same test set; when that is missing (the champion could not be
-loaded), the metric logged with the champion at registration is used, and the reason says so.
-No champion yet: pass, with a reason.
+behind the alias by ``min_delta`` on ``baseline.metric``. The champion is the one ``evaluate``
+found and recorded, and its score the one measured on the same test set; when that is missing
+(the champion could not be loaded), the metric logged with the champion at registration is
+used, and the reason says so. No champion yet: pass, with a reason. Only when the metrics file
+holds no champion lookup for this alias (the registry could not be read then, or the file comes
+from elsewhere) does the gate query the registry itself.
 
 The step writes ``{"passed": bool, "reasons": [...], "metrics": {...}}`` and the ``passed``
 value (``true``/``false``), and exits 0 either way so the pipeline can branch on it.
@@ -65,25 +67,38 @@ def _champion_rule(project, metrics: dict, measured: dict | None) -> tuple[bool,
     name = project.model_name
     if metric not in metrics:
         return False, f"champion/challenger on {metric}, but evaluate did not compute {metric}"
-    source = "on the same test set"
-    if measured and metric in (measured.get("metrics") or {}):
-        version, theirs = measured["version"], measured["metrics"][metric]
-    else:
+    found = _recorded_champion(measured, baseline.alias)
+    if found is None:
         from mlspec.runtime.registry import champion
 
         found = champion(project, download=False)
-        if found is None:
-            return True, (f"no champion: no version of {name!r} has the alias "
-                          f"{baseline.alias!r}; nothing to beat")
-        version = found["version"]
-        if metric not in found["logged_metrics"]:
-            return False, (f"champion {name} v{version} ({baseline.alias}) has no logged "
-                           f"{metric} to compare with")
-        theirs = found["logged_metrics"][metric]
-        source = "logged at its registration"
+    if found is None or found["version"] is None:
+        return True, (f"no champion: no version of {name!r} has the alias "
+                      f"{baseline.alias!r}; nothing to beat")
+    version = found["version"]
+    if metric in (found.get("metrics") or {}):
+        theirs, source = found["metrics"][metric], "on the same test set"
+    elif metric in (found.get("logged_metrics") or {}):
+        theirs, source = found["logged_metrics"][metric], "logged at its registration"
+    else:
+        return False, (f"champion {name} v{version} ({baseline.alias}) has no logged "
+                       f"{metric} to compare with")
     ours = metrics[metric]
     margin = f" with a margin of {baseline.min_delta:g}" if baseline.min_delta else ""
     against = f"champion v{version} ({baseline.alias}) = {theirs:.4g}{margin} ({source})"
     if better(metric, ours, theirs, baseline.min_delta):
         return True, f"challenger {metric} = {ours:.4g} is at least as good as {against}"
     return False, f"challenger {metric} = {ours:.4g} does not beat {against}"
+
+
+def _recorded_champion(measured: dict | None, alias: str) -> dict | None:
+    """evaluate's champion lookup for ``alias`` (version None: there was none), or None when the
+    metrics file holds no completed lookup for it."""
+    if not isinstance(measured, dict) or measured.get("alias") != alias:
+        return None
+    if "version" not in measured:
+        return None  # the registry could not be read when evaluate ran
+    if measured["version"] is not None and not ("metrics" in measured
+                                                or "logged_metrics" in measured):
+        return None  # written by an evaluate that did not record logged metrics
+    return measured

@@ -103,23 +103,45 @@ def test_register_without_decision_sets_no_alias(iris_run, tmp_path):
     assert result["alias"] is None and result["version"] == "1"
 
 
-def test_champion_challenger(iris_run, tmp_path):
+def _gate_without_registry(monkeypatch, spec, metrics_path, tmp_path) -> dict:
+    """The gate on a metrics file whose champion lookup evaluate recorded: it must not query
+    the registry again."""
+    from mlspec.runtime import registry
+
+    def no_query(*args, **kwargs):
+        raise AssertionError("the gate queried the registry although evaluate recorded it")
+
+    with monkeypatch.context() as patch:
+        patch.setattr(registry, "champion", no_query)
+        return _gate(spec, metrics_path, tmp_path)
+
+
+def test_champion_challenger(iris_run, tmp_path, monkeypatch):
     """A registered production model is evaluated on the same test set; a weaker challenger
-    fails the gate, an equal one passes, a required margin fails it again."""
+    fails the gate, an equal one passes, a required margin fails it again. The gate judges the
+    champion evaluate recorded, without a registry query of its own."""
     from mlspec.runtime.evaluate import run_evaluate
     from mlspec.runtime.train import run_train
 
     spec = iris_spec(tmp_path, registry__alias="production")
+    # A registry without the alias: evaluate records that it looked and found none.
+    _register(spec, iris_run, tmp_path / "pre")
+    none = run_evaluate(spec, iris_run["model"], iris_run["test"], str(tmp_path / "none.json"))
+    assert none["champion"] == {"alias": "production", "version": None}
+    decision = _gate_without_registry(monkeypatch, spec, str(tmp_path / "none.json"), tmp_path)
+    assert decision["passed"] and any("no champion" in r for r in decision["reasons"])
+
     _gate(spec, iris_run["metrics"], tmp_path)
     _register(spec, iris_run, tmp_path, decision=str(tmp_path / "gate.json"))
 
     # The same model against itself: at least as good.
     same = run_evaluate(spec, iris_run["model"], iris_run["test"], str(tmp_path / "same.json"))
-    assert same["champion"]["version"] == "1"
+    assert same["champion"]["version"] == "2"
     assert same["champion"]["metrics"] == same["metrics"]
-    decision = _gate(spec, str(tmp_path / "same.json"), tmp_path)
+    assert same["champion"]["logged_metrics"]["accuracy"] == same["metrics"]["accuracy"]
+    decision = _gate_without_registry(monkeypatch, spec, str(tmp_path / "same.json"), tmp_path)
     assert decision["passed"], decision
-    assert any("is at least as good as champion v1 (production)" in r and "same test set" in r
+    assert any("is at least as good as champion v2 (production)" in r and "same test set" in r
                for r in decision["reasons"])
 
     margin = iris_spec(tmp_path, registry__alias="production",
@@ -131,17 +153,27 @@ def test_champion_challenger(iris_run, tmp_path):
                      model__params={}, validation__thresholds={})
     run_train(weak, iris_run["train"], str(tmp_path / "weak"))
     run_evaluate(weak, str(tmp_path / "weak"), iris_run["test"], str(tmp_path / "weak.json"))
-    decision = _gate(weak, str(tmp_path / "weak.json"), tmp_path)
+    decision = _gate_without_registry(monkeypatch, weak, str(tmp_path / "weak.json"), tmp_path)
     assert decision["passed"] is False
-    assert any("does not beat champion v1 (production)" in r for r in decision["reasons"])
+    assert any("does not beat champion v2 (production)" in r for r in decision["reasons"])
 
-    # Without the champion's same-test-set score, the gate compares with its logged metric.
+    # A champion evaluate could not load: the gate compares with its logged metric.
     logged = json.loads((tmp_path / "weak.json").read_text())
-    logged["champion"] = None
+    logged["champion"]["error"] = logged["champion"].pop("metrics") and "cannot load the model"
     (tmp_path / "logged.json").write_text(json.dumps(logged))
-    decision = _gate(weak, str(tmp_path / "logged.json"), tmp_path)
+    decision = _gate_without_registry(monkeypatch, weak, str(tmp_path / "logged.json"), tmp_path)
     assert decision["passed"] is False
-    assert any("logged at its registration" in r for r in decision["reasons"])
+    assert any("v2 (production)" in r and "logged at its registration" in r
+               for r in decision["reasons"])
+
+    # No lookup recorded (the registry was unreachable when evaluate ran): the gate asks itself.
+    for recorded in (None, {"alias": "production", "error": "cannot read the registry"}):
+        logged["champion"] = recorded
+        (tmp_path / "asked.json").write_text(json.dumps(logged))
+        decision = _gate(weak, str(tmp_path / "asked.json"), tmp_path)
+        assert decision["passed"] is False
+        assert any("v2 (production)" in r and "logged at its registration" in r
+                   for r in decision["reasons"])
 
 
 def test_gate_and_register_reject_a_file_that_is_not_metrics(iris_run, tmp_path):
