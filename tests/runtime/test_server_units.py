@@ -139,6 +139,74 @@ def test_feedback_scores() -> None:
         reg.add([1.0], ["high"])
 
 
+def _sklearn_classification(true: list, pred: list) -> dict[str, float]:
+    import warnings
+
+    from sklearn import metrics as m
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # windows that lack a class
+        return {
+            "accuracy": m.accuracy_score(true, pred),
+            "balanced_accuracy": m.balanced_accuracy_score(true, pred),
+            "f1_macro": m.f1_score(true, pred, average="macro", zero_division=0),
+            "f1_weighted": m.f1_score(true, pred, average="weighted", zero_division=0),
+            "precision_macro": m.precision_score(true, pred, average="macro", zero_division=0),
+            "recall_macro": m.recall_score(true, pred, average="macro", zero_division=0),
+        }
+
+
+@pytest.mark.parametrize("window", [1, 7, 50, 10000])
+def test_feedback_classification_scores_equal_sklearn_over_the_window(window) -> None:
+    """Running confusion counts give scikit-learn's figures after every post, while pairs
+    leave the window and whole classes leave and return."""
+    from mlspec.contract import ONLINE_PERFORMANCE_METRICS
+
+    rng = np.random.default_rng(window)
+    fb = Feedback(classifier=True, window=window)
+    seen: list[tuple[str, str]] = []
+    for step in range(40):
+        n = int(rng.integers(1, 30))
+        classes = ["a", "b", "c", 1, "1"][: 2 + step % 4]  # 1 and "1" are the same class
+        pred = [classes[i] for i in rng.integers(0, len(classes), n)]
+        true = [classes[i] for i in rng.integers(0, len(classes), n)]
+        fb.add(pred, true)
+        seen.extend(zip(map(str, pred), map(str, true), strict=True))
+        last = seen[-window:]
+        expected = _sklearn_classification([y for _, y in last], [p for p, _ in last])
+        got = fb.scores()
+        assert set(got) == set(ONLINE_PERFORMANCE_METRICS["classification"])
+        assert got == pytest.approx(expected, rel=1e-12, abs=1e-15), step
+        assert len(fb) == len(last)
+
+
+@pytest.mark.parametrize("window", [1, 5, 64])
+def test_feedback_regression_scores_equal_numpy_over_the_window(window) -> None:
+    from mlspec.contract import ONLINE_PERFORMANCE_METRICS
+
+    rng = np.random.default_rng(window)
+    fb = Feedback(classifier=False, window=window)
+    seen_pred: list[float] = []
+    seen_true: list[float] = []
+    for _ in range(30):
+        n = int(rng.integers(1, 2 * window + 3))  # some posts are longer than the window
+        pred, true = rng.normal(size=n).tolist(), rng.normal(size=n).round(1).tolist()
+        fb.add(pred, true)
+        seen_pred += pred
+        seen_true += true
+        p, t = np.array(seen_pred[-window:]), np.array(seen_true[-window:])
+        err = p - t
+        nonzero = t != 0
+        expected = {"mse": np.mean(err ** 2), "rmse": np.sqrt(np.mean(err ** 2)),
+                    "mae": np.mean(np.abs(err)),
+                    "r2": 1 - np.mean(err ** 2) / np.var(t) if np.var(t) > 0 else 0.0,
+                    "mape": np.mean(np.abs(err[nonzero] / t[nonzero])) if nonzero.any() else 0.0}
+        got = fb.scores()
+        assert set(got) == set(ONLINE_PERFORMANCE_METRICS["regression"])
+        assert got == pytest.approx(expected, rel=1e-12, abs=1e-15)
+        assert len(fb) == len(p)
+
+
 def test_serve_command_bad_model_is_usage_error(tmp_path: Path, capsys) -> None:
     from mlspec.runtime.server import main, serve_command
 
