@@ -34,6 +34,9 @@ ONLINE_PERFORMANCE_METRICS: dict[str, tuple[str, ...]] = {
 DURATION_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 
 SERVER_PORT = 8080
+# The port of the Service in front of `mlspec trigger serve` on a cluster (Alertmanager's
+# webhook URL names it); the Service maps it to the trigger's --port (default 9095).
+TRIGGER_SERVICE_PORT = 8080
 METRICS_PATH = "/metrics"
 FEEDBACK_PATH = "/feedback"
 

@@ -503,7 +503,7 @@ def retrain_webhook_url(project: Project) -> str:
         return event_listener_url(project)
     return (
         f"http://{project.metadata.name}-trigger.{project.namespace}.svc.cluster.local:"
-        f"{contract.SERVER_PORT}/alerts"
+        f"{contract.TRIGGER_SERVICE_PORT}/alerts"
     )
 
 
