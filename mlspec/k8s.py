@@ -1,7 +1,7 @@
 """The syntax of values that Kubernetes and Tekton carry as they are: label keys and values,
-container image references, one-line text.
+container image references, one-line text; and the labels every generated object carries.
 
-Both ``mlspec validate`` (lint rules MLS272-MLS274) and the targets that write these values
+Both ``mlspec validate`` (lint rules MLS280-MLS282) and the targets that write these values
 (Tekton's MLS801/802, KFP's MLS701, checked again at compile) use these functions, so a spec that
 validates also compiles. Standard library only: validation must stay fast.
 """
@@ -10,6 +10,10 @@ from __future__ import annotations
 
 import re
 import unicodedata
+from collections.abc import Iterable, Mapping
+
+MANAGED_BY = "mlspec"
+PREFIX = "mlspec.dev/"  # mlspec's own label and annotation keys
 
 # Kubernetes label names and values (k8s.io/apimachinery validation: 63 characters,
 # alphanumerics, '-', '_', '.', starting and ending with an alphanumeric).
@@ -61,3 +65,18 @@ def valid_image(reference: str) -> bool:
 def breaks_lines(text: str) -> bool:
     """True when the text holds a control character or a line or paragraph separator."""
     return any(unicodedata.category(c) in _LINE_BREAKING for c in text)
+
+
+def standard_labels(name: str, spec_labels: Mapping[str, str] | Iterable[tuple[str, str]],
+                    extra: Mapping[str, str] | None = None) -> dict[str, str]:
+    """The labels of an object generated for project ``name``: the spec's ``metadata.labels``
+    (valid ones; lint MLS280 refuses the rest), then the ``app.kubernetes.io`` set and
+    ``extra`` — ours win on a clash, so selectors on them keep working. One set for every
+    target, so one selector finds everything mlspec deployed for a project."""
+    pairs = spec_labels.items() if isinstance(spec_labels, Mapping) else spec_labels
+    labels = {key: value for key, value in sorted(pairs)
+              if valid_label_key(key) and valid_label_value(value)}
+    labels.update({"app.kubernetes.io/name": name, "app.kubernetes.io/part-of": name,
+                   "app.kubernetes.io/managed-by": MANAGED_BY})
+    labels.update(extra or {})
+    return labels

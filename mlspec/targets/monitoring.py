@@ -25,7 +25,7 @@ from typing import Any
 
 import yaml
 
-from mlspec import contract
+from mlspec import contract, k8s
 from mlspec.graph import PipelineGraph
 from mlspec.spec.models import Project
 from mlspec.targets import OutputFile
@@ -431,12 +431,8 @@ def dump_yaml(data: Any) -> str:
 
 
 def _k8s_labels(project: Project) -> dict[str, str]:
-    return {
-        "app.kubernetes.io/name": project.metadata.name,
-        "app.kubernetes.io/component": "monitoring",
-        "app.kubernetes.io/managed-by": "mlspec",
-        "app.kubernetes.io/part-of": project.metadata.name,
-    }
+    return k8s.standard_labels(project.metadata.name, project.metadata.labels,
+                               {"app.kubernetes.io/component": "monitoring"})
 
 
 def prometheus_rule(project: Project) -> dict[str, Any]:

@@ -112,17 +112,8 @@ def _dump(docs: list[dict]) -> str:
 
 
 def _labels(project: Project, role: str) -> dict[str, str]:
-    labels = {key: value for key, value in sorted(project.metadata.labels.items())
-              if k8s.valid_label_key(key) and k8s.valid_label_value(value)
-              and not key.startswith("app.kubernetes.io/")}
-    labels.update({
-        "app.kubernetes.io/name": project.metadata.name,
-        "app.kubernetes.io/component": "model-server",
-        "app.kubernetes.io/part-of": "mlspec",
-        "app.kubernetes.io/managed-by": "mlspec",
-        "mlspec.io/role": role,
-    })
-    return labels
+    return k8s.standard_labels(project.metadata.name, project.metadata.labels, {
+        "app.kubernetes.io/component": "model-server", f"{k8s.PREFIX}role": role})
 
 
 def _meta(project: Project, name: str, role: str, annotations: dict | None = None) -> dict:
@@ -195,8 +186,8 @@ def inference_service(project: Project, name: str, alias: str, role: str,
         "prometheus.io/scrape": "true",
         "prometheus.io/port": str(contract.SERVER_PORT),
         "prometheus.io/path": contract.METRICS_PATH,
-        "mlspec.io/model-uri": model_uri(project, alias),
-        "mlspec.io/protocol": project.serving.protocol,
+        f"{k8s.PREFIX}model-uri": model_uri(project, alias),
+        f"{k8s.PREFIX}protocol": project.serving.protocol,
     }
     predictor: dict[str, Any] = {
         "minReplicas": replicas.min,

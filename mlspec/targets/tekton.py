@@ -54,7 +54,6 @@ RUN_AS = 65532
 CURL_IMAGE = "docker.io/curlimages/curl:8.11.1"
 WORKSPACE_SIZE = "1Gi"
 SCHEDULE_HEADER = "X-Mlspec-Trigger"
-MANAGED_BY = "mlspec"
 # Diagnostic codes of this target (MLS8xx: a value the Tekton output cannot carry safely).
 BAD_LABEL, BAD_IMAGE, BAD_SCHEDULE = "MLS801", "MLS802", "MLS803"
 
@@ -301,12 +300,7 @@ def _pod_placement(step: Step) -> dict[str, Any] | None:
 
 
 def _labels(graph: PipelineGraph, **extra: str) -> dict[str, str]:
-    # The spec's labels first: ours win on a clash, so selectors on them keep working.
-    labels = dict(graph.labels)
-    labels.update({"app.kubernetes.io/name": graph.name, "app.kubernetes.io/part-of": graph.name,
-                   "app.kubernetes.io/managed-by": MANAGED_BY})
-    labels.update(extra)
-    return labels
+    return k8s.standard_labels(graph.name, graph.labels, extra)
 
 
 def _annotations(project: Project, graph: PipelineGraph) -> dict[str, str]:

@@ -312,6 +312,6 @@ def test_container_args_parse_in_the_server() -> None:
         assert container["command"] == ["python", "-m", "mlspec.runtime"]
         assert container["args"][0] == "serve"
         args = _parser().parse_args(container["args"][1:])
-        assert args.model_uri == isvc["metadata"]["annotations"]["mlspec.io/model-uri"]
+        assert args.model_uri == isvc["metadata"]["annotations"]["mlspec.dev/model-uri"]
         assert (args.port, args.name, args.drift_method, args.drift_features) == (
             8080, "iris-classifier", "ks", ["sepal_length"])
