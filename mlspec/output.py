@@ -112,7 +112,9 @@ def positioned(diagnostics: list[Diagnostic], loaded) -> list[Diagnostic]:
     out = []
     for d in diagnostics:
         if d.line is None and d.path:
-            pos = loaded.doc.position_of(tuple(d.path.split(".")))
+            # A dotted path's digits are list indices: "tolerations.1.key".
+            keys = tuple(int(k) if k.isdigit() else k for k in d.path.split("."))
+            pos = loaded.doc.position_of(keys)
             d = dataclasses.replace(d, line=pos.line, column=pos.column, file=loaded.path)
         out.append(d)
     return out

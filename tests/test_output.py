@@ -248,3 +248,22 @@ def test_exchange_swaps_two_folders_atomically(tmp_path: Path) -> None:
     if not output._exchange(a, b):
         pytest.skip("renameat2(RENAME_EXCHANGE) is not supported here")
     assert (a / "x").read_text() == "b" and (b / "x").read_text() == "a"
+
+
+def test_a_renderer_diagnostic_inside_a_list_gets_its_own_line(tmp_path: Path) -> None:
+    """Target guards report dotted paths ("model.resources.tolerations.1.key"); the digits
+    are list indices, so the diagnostic points at that list item's line."""
+    from mlspec.errors import Diagnostic, Severity
+    from mlspec.spec.loader import load_spec
+
+    text = (REPO / "examples" / "iris" / "mlproject.yaml").read_text()
+    data = yaml.safe_load(text)
+    data["model"].setdefault("resources", {})["tolerations"] = [
+        {"key": "a", "operator": "Exists"}, {"key": "b", "operator": "Exists"}]
+    spec = tmp_path / "mlproject.yaml"
+    spec.write_text(yaml.safe_dump(data, sort_keys=False))
+    loaded = load_spec(str(spec), None)
+    (found,) = output.positioned([Diagnostic("MLS801", Severity.ERROR, "bad",
+                                             "model.resources.tolerations.1.key")], loaded)
+    line = spec.read_text().splitlines()[found.line - 1]
+    assert line.strip() == "- key: b" and found.file == loaded.path
