@@ -3,15 +3,18 @@
 When ``validation.baseline`` is set and the registry has a model behind its alias (the
 champion), the champion is evaluated on the same test set too, so the gate compares like with
 like. What evaluate found is recorded for the gate, which then needs no registry query of its
-own (and judges the very version measured here, even if the alias moves in between):
-``{"alias", "version": None}`` when no version has the alias; the version, its model URI and
-the metrics logged with it at registration otherwise, plus ``metrics`` (same test set) or, when
-the champion cannot be loaded, ``error`` (the gate then uses the logged metrics). A registry
-that cannot be read gives ``{"alias", "error"}`` without a version: the gate asks again.
+own (and judges the very version measured here, even if the alias moves in between). The
+record names the alias and model name it looked up, and then: ``version: None``
+when no version has the alias; else the version, its model URI, the project's metrics logged
+with it at registration, and ``metrics`` (same test set) or, when the champion cannot be
+loaded, ``error`` (the gate then uses the logged metrics). A registry that cannot be read gives
+``error`` without a version: the gate asks again. Pipelines never cache this step when a
+baseline is set (``mlspec.graph``), so the record is as fresh as the run.
 """
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 from mlspec.runtime.errors import StepError, first_line
@@ -68,16 +71,21 @@ def _champion_metrics(project, test) -> dict[str, Any] | None:
         return None
     from mlspec.runtime.registry import champion
 
+    # Which model and alias the lookup was for: the gate trusts it only for the same ones. (Not
+    # the tracking URI: it may hold credentials, and metrics files are pipeline artifacts.)
+    looked_up = {"alias": baseline.alias, "model_name": project.model_name}
     try:
         found = champion(project)
     except StepError as exc:
-        return {"alias": baseline.alias, "error": str(exc)}
+        return {**looked_up, "error": str(exc)}
     if found is None:
-        return {"alias": baseline.alias, "version": None}
+        return {**looked_up, "version": None}
     version, local_path = found["version"], found["local_path"]
-    out: dict[str, Any] = {"alias": baseline.alias, "version": version,
-                           "model_uri": found["model_uri"],
-                           "logged_metrics": found["logged_metrics"]}
+    # The project's metrics only, finite only: a run logged elsewhere may hold NaN (not JSON).
+    logged = {name: value for name, value in found["logged_metrics"].items()
+              if name in project.metrics and math.isfinite(value)}
+    out: dict[str, Any] = {**looked_up, "version": version, "model_uri": found["model_uri"],
+                           "logged_metrics": logged}
     try:
         out["metrics"] = evaluate_frame(project, load_model(local_path), test)
     except StepError as exc:

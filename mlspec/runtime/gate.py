@@ -6,8 +6,8 @@ behind the alias by ``min_delta`` on ``baseline.metric``. The champion is the on
 found and recorded, and its score the one measured on the same test set; when that is missing
 (the champion could not be loaded), the metric logged with the champion at registration is
 used, and the reason says so. No champion yet: pass, with a reason. Only when the metrics file
-holds no champion lookup for this alias (the registry could not be read then, or the file comes
-from elsewhere) does the gate query the registry itself.
+holds no champion lookup for this alias and model name (the registry could not be read then,
+or the file comes from another spec) does the gate query the registry itself.
 
 The step writes ``{"passed": bool, "reasons": [...], "metrics": {...}}`` and the ``passed``
 value (``true``/``false``), and exits 0 either way so the pipeline can branch on it.
@@ -67,7 +67,7 @@ def _champion_rule(project, metrics: dict, measured: dict | None) -> tuple[bool,
     name = project.model_name
     if metric not in metrics:
         return False, f"champion/challenger on {metric}, but evaluate did not compute {metric}"
-    found = _recorded_champion(measured, baseline.alias)
+    found = _recorded_champion(measured, project)
     if found is None:
         from mlspec.runtime.registry import champion
 
@@ -91,10 +91,11 @@ def _champion_rule(project, metrics: dict, measured: dict | None) -> tuple[bool,
     return False, f"challenger {metric} = {ours:.4g} does not beat {against}"
 
 
-def _recorded_champion(measured: dict | None, alias: str) -> dict | None:
-    """evaluate's champion lookup for ``alias`` (version None: there was none), or None when the
-    metrics file holds no completed lookup for it."""
-    if not isinstance(measured, dict) or measured.get("alias") != alias:
+def _recorded_champion(measured: dict | None, project) -> dict | None:
+    """evaluate's champion lookup (version None: there was none), or None when the metrics file
+    holds no completed lookup for this project's alias and model name."""
+    wanted = {"alias": project.validation.baseline.alias, "model_name": project.model_name}
+    if not isinstance(measured, dict) or any(measured.get(k) != v for k, v in wanted.items()):
         return None
     if "version" not in measured:
         return None  # the registry could not be read when evaluate ran

@@ -127,7 +127,8 @@ def test_champion_challenger(iris_run, tmp_path, monkeypatch):
     # A registry without the alias: evaluate records that it looked and found none.
     _register(spec, iris_run, tmp_path / "pre")
     none = run_evaluate(spec, iris_run["model"], iris_run["test"], str(tmp_path / "none.json"))
-    assert none["champion"] == {"alias": "production", "version": None}
+    assert none["champion"] == {"alias": "production", "model_name": "iris-classifier",
+                                "version": None}
     decision = _gate_without_registry(monkeypatch, spec, str(tmp_path / "none.json"), tmp_path)
     assert decision["passed"] and any("no champion" in r for r in decision["reasons"])
 
@@ -166,8 +167,12 @@ def test_champion_challenger(iris_run, tmp_path, monkeypatch):
     assert any("v2 (production)" in r and "logged at its registration" in r
                for r in decision["reasons"])
 
-    # No lookup recorded (the registry was unreachable when evaluate ran): the gate asks itself.
-    for recorded in (None, {"alias": "production", "error": "cannot read the registry"}):
+    # No lookup recorded (the registry was unreachable when evaluate ran), or one for another
+    # model or alias ("none" there says nothing about this one): the gate asks itself.
+    elsewhere = {**logged["champion"], "version": None}
+    for recorded in (None, {"alias": "production", "error": "cannot read the registry"},
+                     {**elsewhere, "model_name": "other-model"},
+                     {**elsewhere, "alias": "staging"}):
         logged["champion"] = recorded
         (tmp_path / "asked.json").write_text(json.dumps(logged))
         decision = _gate(weak, str(tmp_path / "asked.json"), tmp_path)
@@ -229,3 +234,24 @@ def test_pointing_mlflow_at_a_registry_does_not_leak_into_child_processes(tmp_pa
     # mlflow.set_tracking_uri exports these; a later subprocess would write to this registry.
     assert "MLFLOW_TRACKING_URI" not in os.environ
     assert "MLFLOW_REGISTRY_URI" not in os.environ
+
+
+def test_evaluate_records_only_the_projects_finite_logged_metrics(iris_run, tmp_path,
+                                                                  monkeypatch):
+    """A champion registered elsewhere may carry NaN or unrelated metrics; the metrics file
+    (strict JSON) keeps the project's finite ones."""
+    from mlspec.runtime import registry
+    from mlspec.runtime.evaluate import run_evaluate
+
+    fetched = tmp_path / "download"
+    fetched.mkdir()
+    monkeypatch.setattr(registry, "champion", lambda project, download=True: {
+        "version": "7", "model_uri": "models:/iris-classifier/7", "run_id": "r",
+        "logged_metrics": {"accuracy": float("nan"), "f1_macro": 0.8, "loss": float("inf"),
+                           "training_score": 0.99},
+        "local_path": iris_run["model"], "download_dir": str(fetched)})
+    spec = iris_spec(tmp_path, registry__alias="production")
+    result = run_evaluate(spec, iris_run["model"], iris_run["test"], str(tmp_path / "m.json"))
+    assert result["champion"]["logged_metrics"] == {"f1_macro": 0.8}
+    assert json.loads((tmp_path / "m.json").read_text())["champion"]["version"] == "7"
+    assert not fetched.exists()  # evaluate removes the champion's download
