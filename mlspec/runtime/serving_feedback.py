@@ -20,6 +20,8 @@ class Feedback:
     """The last ``window`` labelled predictions and their scores."""
 
     def __init__(self, classifier: bool, window: int = 10000) -> None:
+        if window < 1:
+            raise ValueError(f"the feedback window must hold at least 1 pair, not {window}")
         self.classifier = classifier
         self._window = _ClassWindow(window) if classifier else _ValueWindow(window)
 

@@ -137,6 +137,9 @@ def test_feedback_scores() -> None:
     assert reg.scores()["mae"] == 1.0 and reg.scores()["rmse"] == pytest.approx(math.sqrt(2))
     with pytest.raises(BadRequest):
         reg.add([1.0], ["high"])
+    for classifier in (True, False):
+        with pytest.raises(ValueError, match="at least 1 pair"):
+            Feedback(classifier=classifier, window=0)
 
 
 def _sklearn_classification(true: list, pred: list) -> dict[str, float]:
