@@ -267,3 +267,10 @@ def test_a_renderer_diagnostic_inside_a_list_gets_its_own_line(tmp_path: Path) -
                                              "model.resources.tolerations.1.key")], loaded)
     line = spec.read_text().splitlines()[found.line - 1]
     assert line.strip() == "- key: b" and found.file == loaded.path
+
+
+def test_path_keys_prefer_a_digit_mapping_key_the_file_has() -> None:
+    known = {("metadata", "labels", "1"): None}
+    assert output._path_keys("metadata.labels.1", known) == ("metadata", "labels", "1")
+    assert output._path_keys("a.tolerations.1.key", known) == ("a", "tolerations", 1, "key")
+    assert output._path_keys("a.\u00b2", known) == ("a", "\u00b2")  # superscript 2 is no index
