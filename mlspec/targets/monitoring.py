@@ -491,7 +491,8 @@ def retrain_webhook_url(project: Project) -> str:
     """Where Alertmanager sends retraining alerts on a cluster.
 
     With Tekton: its EventListener (which starts the training PipelineRun). Otherwise the
-    ``mlspec trigger serve`` service (run it as a Deployment named ``<name>-trigger``).
+    ``mlspec trigger serve`` service: a Deployment behind a Service named ``<name>-trigger``
+    whose port ``TRIGGER_SERVICE_PORT`` maps to the trigger's ``--port``.
     """
     if "tekton" in project.targets:
         from mlspec.targets.tekton import event_listener_url  # the Tekton target owns it
