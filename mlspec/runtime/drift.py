@@ -36,9 +36,11 @@ from mlspec.runtime.drift_stats import (
     _pad,
     binned_counts,
     decile_edges,
+    kolmogorov_sf,
     ks_p_values,
     ks_wasserstein,
     sort_rows,
+    value_counts,
 )
 from mlspec.runtime.errors import StepError
 
@@ -274,7 +276,7 @@ def _categorical_counts_pair(ref_col, cur_col) -> tuple[list[str], np.ndarray, n
     sides."""
     import numpy as np
 
-    sides = [_value_counts(ref_col), _value_counts(cur_col)]
+    sides = [value_counts(ref_col), value_counts(cur_col)]
     labels = sorted(set(sides[0][0]) | set(sides[1][0]))
     index = {label: i for i, label in enumerate(labels)}
     out = []
@@ -283,27 +285,6 @@ def _categorical_counts_pair(ref_col, cur_col) -> tuple[list[str], np.ndarray, n
         np.add.at(full, np.array([index[n] for n in names], dtype=np.int64), counts)
         out.append(full)
     return labels, out[0], out[1]
-
-
-def _value_counts(column) -> tuple[list[str], np.ndarray]:
-    """(``str`` of each distinct non-missing value, its count). Arrow-backed columns (pandas'
-    default ``str`` dtype) are hashed by pyarrow directly, skipping pandas' index building;
-    anything else by ``pandas.Series.value_counts``."""
-    import numpy as np
-    import pandas as pd
-
-    series = pd.Series(column, copy=False)
-    if getattr(series.dtype, "storage", None) == "pyarrow" or isinstance(series.dtype,
-                                                                         pd.ArrowDtype):
-        import pyarrow.compute as pc
-
-        counted = pc.value_counts(series.array.__arrow_array__())
-        values, counts = counted.field("values"), counted.field("counts")
-        present = values.is_valid()
-        return ([str(v) for v in values.filter(present).to_pylist()],
-                counts.filter(present).to_numpy().astype(np.int64))
-    counts = series.value_counts(dropna=True, sort=False)
-    return [str(u) for u in counts.index], counts.to_numpy(dtype=np.int64)
 
 
 def _categorical(names, triples, method, threshold, charts) -> dict[str, FeatureDrift]:
@@ -357,12 +338,10 @@ def _profile_feature(name, spec, column, method, threshold, charts) -> FeatureDr
     else:
         used = CATEGORICAL_FALLBACK.get(method, method)
         freqs = spec.get("frequencies") or {}
-        import pandas as pd
-
-        counts = pd.Series(column).dropna().astype(str).value_counts()
-        labels = sorted(set(freqs) | set(counts.index))
+        counts = dict(zip(*value_counts(column), strict=True))
+        labels = sorted(set(freqs) | set(counts))
         r = np.array([[freqs.get(v, 0) for v in labels]], dtype=np.int64)
-        c = np.array([[int(counts.get(v, 0)) for v in labels]], dtype=np.int64)
+        c = np.array([[counts.get(v, 0) for v in labels]], dtype=np.int64)
         s, pv = _binned(used, r, c)
         stat, p = float(s[0]), (None if np.isnan(pv[0]) else float(pv[0]))
         chart = {"type": "categorical", "labels": labels, "reference": r[0].tolist(),
@@ -375,7 +354,6 @@ def _profile_feature(name, spec, column, method, threshold, charts) -> FeatureDr
 
 def _profile_numeric(spec: dict, cur: np.ndarray, method: str) -> tuple[float, float | None]:
     import numpy as np
-    from scipy.stats import distributions
 
     n1 = int(spec.get("count", 0))
     if cur.size == 0 or n1 == 0:
@@ -399,7 +377,7 @@ def _profile_numeric(spec: dict, cur: np.ndarray, method: str) -> tuple[float, f
         cur_right = np.searchsorted(cur, points, side="right") / n2
         d = float(max(np.abs(ref_left - cur_left).max(), np.abs(ref_right - cur_right).max()))
         m, n = max(n1, n2), min(n1, n2)
-        return d, float(np.clip(distributions.kstwo.sf(d, round(m * n / (m + n))), 0, 1))
+        return d, kolmogorov_sf(d, round(m * n / (m + n)))
     # Wasserstein: the integral of |Q_ref(u) - Q_cur(u)| on a fine grid of u.
     grid = (np.arange(2000) + 0.5) / 2000
     q_ref = np.interp(grid, levels, quantiles)

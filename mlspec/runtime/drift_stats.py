@@ -462,3 +462,29 @@ def _pad(rows: list[np.ndarray]) -> np.ndarray:
     for i, r in enumerate(rows):
         out[i, :len(r)] = r
     return out
+
+
+def value_counts(column) -> tuple[list[str], np.ndarray]:
+    """(``str`` of each distinct non-missing value, its count), the one way categories are
+    counted: for dataset drift, for a profile at training and for current data against it.
+    Arrow-backed columns (pandas' default ``str`` dtype) are hashed by pyarrow directly,
+    skipping pandas' index building; anything else is turned into text, then counted by
+    ``pandas.Series.value_counts``: values that print the same (``1`` and ``"1"`` in an object
+    column) are one category."""
+    import numpy as np
+    import pandas as pd
+
+    series = pd.Series(column, copy=False)
+    if getattr(series.dtype, "storage", None) == "pyarrow" or isinstance(series.dtype,
+                                                                         pd.ArrowDtype):
+        import pyarrow.compute as pc
+
+        counted = pc.value_counts(series.array.__arrow_array__())
+        values, counts = counted.field("values"), counted.field("counts")
+        present = values.is_valid()
+        return ([str(v) for v in values.filter(present).to_pylist()],
+                counts.filter(present).to_numpy().astype(np.int64))
+    # As text before counting: pandas would merge 1 and True (equal hashes) and list a
+    # categorical dtype's unused categories.
+    counted = series.dropna().astype(str).value_counts(sort=False)
+    return counted.index.tolist(), counted.to_numpy(dtype=np.int64)

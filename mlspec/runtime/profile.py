@@ -17,7 +17,13 @@ if TYPE_CHECKING:
 
     from mlspec.runtime.features import FeatureSpec
 
-from mlspec.runtime.drift_stats import N_BINS
+from mlspec.runtime.drift_stats import (
+    N_BINS,
+    binned_counts,
+    decile_edges,
+    sorted_quantiles,
+    value_counts,
+)
 
 PROFILE_FILE = "reference_profile.json"
 PROFILE_VERSION = 1
@@ -30,13 +36,11 @@ def numeric_profile(values: np.ndarray) -> dict[str, Any]:
     reference dataset."""
     import numpy as np
 
-    from mlspec.runtime.drift_stats import binned_counts, decile_edges, sorted_quantiles
-
     values = np.asarray(values, dtype="float64")
     present = np.sort(values[~np.isnan(values)])
     n = int(present.size)
     edges = decile_edges(present, n)
-    out: dict[str, Any] = {"kind": "numeric", "count": int(present.size),
+    out: dict[str, Any] = {"kind": "numeric", "count": n,
                            "nulls": int(values.size - present.size)}
     if present.size:
         out.update({
@@ -52,11 +56,10 @@ def numeric_profile(values: np.ndarray) -> dict[str, Any]:
 
 def categorical_profile(values: pd.Series) -> dict[str, Any]:
     """The profile of one categorical column: counts of each ``str(value)``."""
-    present = values.dropna()
-    counts = present.astype(str).value_counts()
-    return {"kind": "categorical", "count": int(present.size),
-            "nulls": int(values.size - present.size),
-            "frequencies": {str(k): int(v) for k, v in sorted(counts.items())}}
+    labels, counts = value_counts(values)
+    present = int(counts.sum())
+    return {"kind": "categorical", "count": present, "nulls": int(values.size - present),
+            "frequencies": {k: int(v) for k, v in sorted(zip(labels, counts, strict=True))}}
 
 
 def build_profile(frame: pd.DataFrame, features: list[FeatureSpec]) -> dict[str, Any]:

@@ -264,3 +264,39 @@ def test_kolmogorov_sf_equals_scipy():
         for x in (0.004, 0.01, 0.03, 0.05, 0.1, 0.2, 0.45, 0.6):
             assert _close(S.kolmogorov_sf(x, n), stats.kstwo.sf(x, n)) or \
                 abs(S.kolmogorov_sf(x, n) - stats.kstwo.sf(x, n)) < 1e-300, (n, x)
+
+
+@pytest.mark.parametrize("values", [
+    pd.Series(["a", "b", None, "a"], dtype="str"),
+    pd.Series(["a", "b", None, "a"], dtype=object),
+    pd.Series([1, "1", 2.5, None, True], dtype=object),  # 1 and "1" print alike: one category
+    pd.Series(pd.Categorical(["x", "y", "x", None], categories=["x", "y", "unused"])),
+    pd.Series([True, False, True]),
+    pd.Series([3, 1, 3, 3]),
+])
+def test_value_counts_counts_each_printed_value_once(values):
+    """The one category counter (dataset drift, profiles, online drift) gives what
+    ``dropna().astype(str).value_counts()`` gives, on every dtype."""
+    from mlspec.runtime.drift_stats import value_counts
+
+    labels, counts = value_counts(values)
+    expected = values.dropna().astype(str).value_counts()
+    assert dict(zip(labels, counts.tolist(), strict=True)) == expected.to_dict()
+    assert len(set(labels)) == len(labels)
+
+
+def test_profile_ks_p_value_is_scipys():
+    """Online KS against a profile: the p-value is kstwo's at the effective sample size."""
+    from scipy.stats import distributions
+
+    rng = np.random.default_rng(3)
+    ref = pd.DataFrame({"x": rng.normal(size=50_000)})
+    from mlspec.runtime.features import FeatureSpec
+    from mlspec.runtime.profile import build_profile
+
+    profile = build_profile(ref, [FeatureSpec("x", "float")])
+    for shift in (0.0, 0.02, 0.05):
+        cur = np.sort(rng.normal(loc=shift, size=4000))
+        d, p = D._profile_numeric(profile["features"]["x"], cur, "ks")
+        n_eff = round(50_000 * 4000 / 54_000)
+        assert p == pytest.approx(distributions.kstwo.sf(d, n_eff), rel=1e-9)
