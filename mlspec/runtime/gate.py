@@ -99,7 +99,4 @@ def _recorded_champion(measured: dict | None, project) -> dict | None:
         return None
     if "version" not in measured:
         return None  # the registry could not be read when evaluate ran
-    if measured["version"] is not None and not ("metrics" in measured
-                                                or "logged_metrics" in measured):
-        return None  # written by an evaluate that did not record logged metrics
     return measured

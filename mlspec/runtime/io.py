@@ -176,11 +176,15 @@ def read_json(path: str | os.PathLike[str], what: str = "file") -> Any:
         raise StepError(f"cannot read {what} {path}: {first_line(exc)}") from None
 
 
-def read_json_object(path: str | os.PathLike[str], what: str, key: str) -> dict[str, Any]:
-    """A JSON file another step wrote that must be an object holding the object ``key`` (an
-    evaluate metrics file: ``metrics``); StepError otherwise, naming the file."""
+def read_json_object(path: str | os.PathLike[str], what: str,
+                     key: str | None = None) -> dict[str, Any]:
+    """A JSON file another step wrote that must be an object (a gate decision, a data report)
+    and, with ``key``, hold the object ``key`` (an evaluate metrics file: ``metrics``);
+    StepError otherwise, naming the file."""
     data = read_json(path, what)
-    if not isinstance(data, dict) or not isinstance(data.get(key), dict):
+    if not isinstance(data, dict):
+        raise StepError(f"{what} {path} is not a JSON object")
+    if key is not None and not isinstance(data.get(key), dict):
         raise StepError(f"{what} {path} has no '{key}' object")
     return data
 

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from mlspec.runtime.errors import StepError, first_line
-from mlspec.runtime.io import file_sha256, read_json, read_json_object, write_json
+from mlspec.runtime.io import file_sha256, read_json_object, write_json
 from mlspec.runtime.model_io import read_meta
 from mlspec.runtime.registry import client, git_commit, sqlite_path, with_retries, writer_lock
 from mlspec.runtime.spec import load_project, spec_sha256
@@ -24,7 +24,7 @@ def run_register(spec, in_model: str, in_metrics: str | None, in_decision: str |
     project = load_project(spec)
     passed = False
     if in_decision is not None:
-        decision = read_json(in_decision, "gate decision")
+        decision = read_json_object(in_decision, "gate decision")
         passed = bool(decision.get("passed"))
         if not passed:
             failed = "; ".join(decision.get("reasons") or []) or "no reasons given"

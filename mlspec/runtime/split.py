@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from mlspec.runtime.errors import StepError
 from mlspec.runtime.features import require_columns
-from mlspec.runtime.io import read_dataset, read_json, write_dataset
+from mlspec.runtime.io import read_dataset, read_json_object, write_dataset
 from mlspec.runtime.spec import load_project
 
 
@@ -16,7 +16,7 @@ def run_split(spec, in_dataset: str, out_train: str, out_test: str,
     """
     project = load_project(spec)
     if in_report is not None:
-        report = read_json(in_report, "data report")
+        report = read_json_object(in_report, "data report")
         if not report.get("passed", False):
             raise StepError(f"refusing to split: the data report {in_report} says the data "
                             "contract failed")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import subprocess
 import sys
 from pathlib import Path
@@ -170,7 +171,9 @@ def test_champion_challenger(iris_run, tmp_path, monkeypatch):
     # No lookup recorded (the registry was unreachable when evaluate ran), or one for another
     # model or alias ("none" there says nothing about this one): the gate asks itself.
     elsewhere = {**logged["champion"], "version": None}
-    for recorded in (None, {"alias": "production", "error": "cannot read the registry"},
+    unreachable = {"alias": "production", "model_name": "iris-classifier",
+                   "error": "cannot read the registry"}  # what evaluate writes then
+    for recorded in (None, unreachable,
                      {**elsewhere, "model_name": "other-model"},
                      {**elsewhere, "alias": "staging"}):
         logged["champion"] = recorded
@@ -183,11 +186,23 @@ def test_champion_challenger(iris_run, tmp_path, monkeypatch):
 
 def test_gate_and_register_reject_a_file_that_is_not_metrics(iris_run, tmp_path):
     (tmp_path / "m.json").write_text("[1, 2]")
+    (tmp_path / "empty.json").write_text("{}")
     with pytest.raises(StepError, match="has no .metrics. object"):
+        _gate(iris_spec(tmp_path), str(tmp_path / "empty.json"), tmp_path)
+    with pytest.raises(StepError, match="m.json is not a JSON object"):
         _gate(iris_spec(tmp_path), str(tmp_path / "m.json"), tmp_path)
-    with pytest.raises(StepError, match="has no .metrics. object"):  # was AttributeError
+    with pytest.raises(StepError, match="is not a JSON object"):  # was AttributeError
         _register(iris_spec(tmp_path), {**iris_run, "metrics": str(tmp_path / "m.json")},
                   tmp_path)
+    # The gate decision and validate-data's report are read the same way (both were .get on
+    # whatever the file held).
+    with pytest.raises(StepError, match="gate decision .*m.json is not a JSON object"):
+        _register(iris_spec(tmp_path), iris_run, tmp_path, decision=str(tmp_path / "m.json"))
+    from mlspec.runtime.split import run_split
+
+    with pytest.raises(StepError, match="data report .*m.json is not a JSON object"):
+        run_split(iris_spec(tmp_path), iris_run["dataset"], str(tmp_path / "tr.parquet"),
+                  str(tmp_path / "te.parquet"), in_report=str(tmp_path / "m.json"))
 
 
 CONCURRENT = """
@@ -236,22 +251,24 @@ def test_pointing_mlflow_at_a_registry_does_not_leak_into_child_processes(tmp_pa
     assert "MLFLOW_REGISTRY_URI" not in os.environ
 
 
-def test_evaluate_records_only_the_projects_finite_logged_metrics(iris_run, tmp_path,
-                                                                  monkeypatch):
-    """A champion registered elsewhere may carry NaN or unrelated metrics; the metrics file
-    (strict JSON) keeps the project's finite ones."""
-    from mlspec.runtime import registry
+def test_evaluate_records_only_the_projects_finite_logged_metrics(iris_run, tmp_path):
+    """A champion's run may carry NaN or unrelated metrics (logged by hand or by autologging);
+    the metrics file (strict JSON) keeps the project's finite ones."""
+    from mlflow.tracking import MlflowClient
+
     from mlspec.runtime.evaluate import run_evaluate
 
-    fetched = tmp_path / "download"
-    fetched.mkdir()
-    monkeypatch.setattr(registry, "champion", lambda project, download=True: {
-        "version": "7", "model_uri": "models:/iris-classifier/7", "run_id": "r",
-        "logged_metrics": {"accuracy": float("nan"), "f1_macro": 0.8, "loss": float("inf"),
-                           "training_score": 0.99},
-        "local_path": iris_run["model"], "download_dir": str(fetched)})
     spec = iris_spec(tmp_path, registry__alias="production")
+    assert _gate(spec, iris_run["metrics"], tmp_path)["passed"]
+    registered = _register(spec, iris_run, tmp_path, decision=str(tmp_path / "gate.json"))
+    uri = spec["registry"]["tracking_uri"]
+    client = MlflowClient(tracking_uri=uri, registry_uri=uri)
+    for name, value in (("accuracy", float("nan")), ("loss", float("inf")),
+                        ("training_score", 0.99)):
+        client.log_metric(registered["run_id"], name, value)
     result = run_evaluate(spec, iris_run["model"], iris_run["test"], str(tmp_path / "m.json"))
-    assert result["champion"]["logged_metrics"] == {"f1_macro": 0.8}
-    assert json.loads((tmp_path / "m.json").read_text())["champion"]["version"] == "7"
-    assert not fetched.exists()  # evaluate removes the champion's download
+    logged = client.get_run(registered["run_id"]).data.metrics
+    assert math.isnan(logged["accuracy"])  # what MLflow hands back
+    assert set(result["champion"]["logged_metrics"]) == {"f1_macro"}
+    assert result["champion"]["logged_metrics"]["f1_macro"] == logged["f1_macro"]
+    assert json.loads((tmp_path / "m.json").read_text())["champion"]["version"] == "1"
