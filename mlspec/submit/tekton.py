@@ -282,5 +282,7 @@ def _status_message(exc) -> str:
 
 
 def _reason(exc: Exception) -> str:
-    reason = getattr(exc, "reason", None) or exc
-    return str(reason).splitlines()[0][:300]
+    from mlspec.runtime.errors import first_line
+
+    reason = getattr(exc, "reason", None)  # the API's own short reason, when it gives one
+    return first_line(Exception(reason) if reason else exc)
