@@ -108,3 +108,14 @@ def _no_inherited_mlflow_registry(monkeypatch: pytest.MonkeyPatch) -> None:
 
 def have(program: str) -> bool:
     return shutil.which(program) is not None
+
+
+def program(*names: str) -> str:
+    """The path of the first of ``names`` on PATH (Debian names some programs differently), or
+    skip: scripts/system-deps.sh installs Prometheus, Alertmanager and promtool."""
+    for name in names:
+        path = shutil.which(name)
+        if path:
+            return path
+    pytest.skip(f"{names[0]} is not installed (Debian's prometheus / prometheus-alertmanager; "
+                "scripts/system-deps.sh installs them)")

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import signal
 import socket
 import subprocess
@@ -31,6 +30,7 @@ import pytest
 import yaml
 
 from mlspec.targets import monitoring
+from tests.conftest import program
 
 REPO = Path(__file__).resolve().parents[2]
 IRIS = REPO / "examples" / "iris" / "mlproject.yaml"
@@ -41,14 +41,6 @@ MODEL = "iris-classifier"
 E2E_PROFILE = {"monitoring": {"drift": {"window": "20s"}, "performance": {"window": "1m"}}}
 
 pytestmark = pytest.mark.slow
-
-
-def _program(*names: str) -> str:
-    for name in names:
-        path = shutil.which(name)
-        if path:
-            return path
-    pytest.skip(f"{names[0]} is not installed (scripts/system-deps.sh installs Debian's)")
 
 
 def _free_port() -> int:
@@ -238,8 +230,8 @@ def _versions(tracking_uri: str) -> list[int]:
 
 
 def test_drift_alert_reaches_the_trigger_and_retrains(tmp_path: Path, capsys) -> None:
-    prometheus = _program("prometheus")
-    alertmanager = _program("prometheus-alertmanager", "alertmanager")
+    prometheus = program("prometheus")
+    alertmanager = program("prometheus-alertmanager", "alertmanager")
     timeline = Timeline()
     mlspec = [sys.executable, "-m", "mlspec"]
     spec = _spec(tmp_path)

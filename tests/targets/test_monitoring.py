@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import re
-import shutil
 import subprocess
 from pathlib import Path
 
@@ -20,7 +19,14 @@ from mlspec import contract
 from mlspec.graph import build_graph
 from mlspec.spec.loader import load_spec
 from mlspec.targets import monitoring
-from tests.conftest import EXAMPLES, check_golden, example_profiles, oracle, write_files
+from tests.conftest import (
+    EXAMPLES,
+    check_golden,
+    example_profiles,
+    oracle,
+    program,
+    write_files,
+)
 
 REPO = Path(__file__).resolve().parents[2]
 GRAFANA_SCHEMA = REPO / "tests" / "data" / "grafana-dashboard.schema.json"
@@ -33,14 +39,6 @@ HOSTILE_FEATURES = [
     'quote"d', "back\\slash", "pipe|dot.*star", "{{ $labels.model }}", "new\nline", "ünïcode",
     "sp ace", "dollar$x", "') or vector(1) #", "key: value\nother: 1",
 ]
-
-
-def _program(name: str) -> str:
-    path = shutil.which(name)
-    if path is None:
-        pytest.skip(f"{name} is not installed (Debian's prometheus / prometheus-alertmanager; "
-                    "scripts/system-deps.sh installs them)")
-    return path
 
 
 def _run(*args: str | Path, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
@@ -84,7 +82,7 @@ def _hostile_spec(tmp_path: Path, **monitoring_overrides: object) -> Path:
 # --- every example and profile, through the real checkers -------------------------------------
 @pytest.mark.parametrize("case_id", IDS)
 def test_promtool_checks_and_tests_the_rules(rendered: dict[str, Path], case_id: str) -> None:
-    promtool = _program("promtool")
+    promtool = program("promtool")
     folder = rendered[case_id]
     check = _run(promtool, "check", "rules", "rules.yaml", cwd=folder)
     assert check.returncode == 0, check.stdout + check.stderr
@@ -104,7 +102,7 @@ def test_manifests_pass_the_upstream_crd_schemas(rendered: dict[str, Path], case
 
 @pytest.mark.parametrize("case_id", IDS)
 def test_alertmanager_config_is_valid(rendered: dict[str, Path], case_id: str) -> None:
-    result = _run(_program("amtool"), "check-config", rendered[case_id] / "alertmanager.yaml")
+    result = _run(program("amtool"), "check-config", rendered[case_id] / "alertmanager.yaml")
     assert result.returncode == 0, result.stdout + result.stderr
 
 
@@ -144,7 +142,7 @@ def test_grafana_schema_rejects_a_broken_dashboard(rendered: dict[str, Path]) ->
 ], ids=["threshold", "for", "feature"])
 def test_promtool_tests_fail_when_a_rule_is_tampered(tmp_path: Path, pattern: str,
                                                      replacement: str) -> None:
-    promtool = _program("promtool")
+    promtool = program("promtool")
     folder = _write(_render(IRIS), tmp_path)
     rules = folder / "rules.yaml"
     text, count = re.subn(pattern, replacement, rules.read_text())
@@ -177,7 +175,7 @@ def test_regex_literal_matches_exactly_itself(value: str) -> None:
 
 def test_hostile_feature_names_stay_data(tmp_path: Path) -> None:
     """Each hostile feature drifts alone and fires for itself only, under the real promtool."""
-    promtool = _program("promtool")
+    promtool = program("promtool")
     files = _render(_hostile_spec(tmp_path))
     folder = _write(files, tmp_path / "out")
     assert _run(promtool, "check", "rules", "rules.yaml", cwd=folder).returncode == 0
@@ -244,7 +242,7 @@ def test_performance_alert_for_a_lower_is_better_metric(tmp_path: Path) -> None:
     assert "< " not in _alerts(files)[monitoring.ALERT_PERFORMANCE]["expr"]
     assert "> 0.5" in _alerts(files)[monitoring.ALERT_PERFORMANCE]["expr"]
     folder = _write(files, tmp_path / "out")
-    unit = _run(_program("promtool"), "test", "rules", "rules.test.yaml", cwd=folder)
+    unit = _run(program("promtool"), "test", "rules", "rules.test.yaml", cwd=folder)
     assert unit.returncode == 0, unit.stdout + unit.stderr
 
 
