@@ -30,6 +30,9 @@ class Diagnostic:
     column: int | None = None
     hint: str | None = None
     file: str | None = field(default=None, compare=False)
+    # The path as keys and list indices, where the reporter has it (a renderer's guard): a
+    # dotted path cannot be split back when a key holds a dot ("example.com/pool").
+    keys: tuple[str | int, ...] | None = field(default=None, compare=False)
 
     def to_dict(self) -> dict[str, Any]:
         """The JSON shape of DESIGN.md; ``hint`` only when there is one."""

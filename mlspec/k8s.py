@@ -11,6 +11,7 @@ from __future__ import annotations
 import re
 import unicodedata
 from collections.abc import Iterable, Mapping
+from typing import Any
 
 MANAGED_BY = "mlspec"
 PREFIX = "mlspec.dev/"  # mlspec's own label and annotation keys
@@ -45,7 +46,7 @@ def valid_label_value(value: str) -> bool:
     return value == "" or bool(_LABEL_NAME.match(value))
 
 
-def label_problems(pairs: dict[str, str]) -> list[tuple[str, str, str]]:
+def label_problems(pairs: Mapping[str, str]) -> list[tuple[str, str, str]]:
     """(key, message, hint) for each pair that is not a valid Kubernetes label."""
     problems = []
     for key, value in pairs.items():
@@ -56,6 +57,26 @@ def label_problems(pairs: dict[str, str]) -> list[tuple[str, str, str]]:
             problems.append((key, f"{value!r} is not a valid Kubernetes label value",
                              LABEL_VALUE_HINT))
     return problems
+
+
+def spec_label_problems(labels: Mapping[str, str], resources: Any
+                        ) -> list[tuple[tuple[str | int, ...], str, str]]:
+    """(spec path, message, hint) for each label the spec sets that Kubernetes would reject:
+    ``metadata.labels``, ``model.resources.node_selector`` and each toleration's key and value
+    (``resources`` is the spec's ``model.resources``). Lint MLS280 and the Tekton target's guard
+    both report these, so a spec that validates compiles."""
+    out: list[tuple[tuple[str | int, ...], str, str]] = []
+    for path, pairs in ((("metadata", "labels"), labels),
+                        (("model", "resources", "node_selector"), resources.node_selector)):
+        for key, message, hint in label_problems(pairs):
+            out.append(((*path, key), message, hint))
+    for i, toleration in enumerate(resources.tolerations):
+        if toleration.key is None:
+            continue
+        for key, message, hint in label_problems({toleration.key: toleration.value or ""}):
+            part = "value" if valid_label_key(key) else "key"
+            out.append((("model", "resources", "tolerations", i, part), message, hint))
+    return out
 
 
 def valid_image(reference: str) -> bool:

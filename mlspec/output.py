@@ -112,19 +112,10 @@ def positioned(diagnostics: list[Diagnostic], loaded) -> list[Diagnostic]:
     out = []
     for d in diagnostics:
         if d.line is None and d.path:
-            pos = loaded.doc.position_of(_path_keys(d.path, loaded.doc.positions))
+            pos = loaded.doc.position_of(d.keys or tuple(d.path.split(".")))
             d = dataclasses.replace(d, line=pos.line, column=pos.column, file=loaded.path)
         out.append(d)
     return out
-
-
-def _path_keys(path: str, known: dict) -> tuple[str | int, ...]:
-    """A dotted diagnostic path as position keys: "tolerations.1.key" -> (..., 1, "key"),
-    digits being list indices unless the file has them as a mapping key ("1": ...)."""
-    keys = tuple(path.split("."))
-    if keys in known:
-        return keys
-    return tuple(int(k) if k.isdecimal() and k.isascii() else k for k in keys)
 
 
 def _lines(loaded) -> list[str]:

@@ -250,27 +250,27 @@ def test_exchange_swaps_two_folders_atomically(tmp_path: Path) -> None:
     assert (a / "x").read_text() == "b" and (b / "x").read_text() == "a"
 
 
-def test_a_renderer_diagnostic_inside_a_list_gets_its_own_line(tmp_path: Path) -> None:
-    """Target guards report dotted paths ("model.resources.tolerations.1.key"); the digits
-    are list indices, so the diagnostic points at that list item's line."""
-    from mlspec.errors import Diagnostic, Severity
+def test_a_renderer_guard_points_where_lint_does(tmp_path: Path) -> None:
+    """The Tekton target's label guard and lint MLS280 report the same problems at the same
+    paths and lines: inside a list (a toleration's value) and under a key that holds a dot
+    (a node selector ``example.com/pool``)."""
+    from mlspec.graph import build_graph
+    from mlspec.lint import lint
     from mlspec.spec.loader import load_spec
+    from mlspec.targets import tekton
 
-    text = (REPO / "examples" / "iris" / "mlproject.yaml").read_text()
-    data = yaml.safe_load(text)
-    data["model"].setdefault("resources", {})["tolerations"] = [
-        {"key": "a", "operator": "Exists"}, {"key": "b", "operator": "Exists"}]
+    data = yaml.safe_load((REPO / "examples" / "iris" / "mlproject.yaml").read_text())
+    data["model"].setdefault("resources", {}).update({
+        "node_selector": {"example.com/pool": "gpu nodes"},
+        "tolerations": [{"key": "a", "operator": "Exists"},
+                        {"key": "b", "operator": "Equal", "value": "not ok"}]})
     spec = tmp_path / "mlproject.yaml"
     spec.write_text(yaml.safe_dump(data, sort_keys=False))
     loaded = load_spec(str(spec), None)
-    (found,) = output.positioned([Diagnostic("MLS801", Severity.ERROR, "bad",
-                                             "model.resources.tolerations.1.key")], loaded)
-    line = spec.read_text().splitlines()[found.line - 1]
-    assert line.strip() == "- key: b" and found.file == loaded.path
-
-
-def test_path_keys_prefer_a_digit_mapping_key_the_file_has() -> None:
-    known = {("metadata", "labels", "1"): None}
-    assert output._path_keys("metadata.labels.1", known) == ("metadata", "labels", "1")
-    assert output._path_keys("a.tolerations.1.key", known) == ("a", "tolerations", 1, "key")
-    assert output._path_keys("a.\u00b2", known) == ("a", "\u00b2")  # superscript 2 is no index
+    guard = output.positioned(tekton.check(loaded.project, build_graph(loaded.project)), loaded)
+    linted = [d for d in lint(loaded.project, loaded.doc, str(spec)) if d.code == "MLS280"]
+    where = sorted((d.path, d.line, d.column) for d in guard)
+    assert where == sorted((d.path, d.line, d.column) for d in linted)
+    lines = spec.read_text().splitlines()
+    assert [lines[line - 1].strip() for _, line, _ in where] == [
+        "example.com/pool: gpu nodes", "value: not ok"]

@@ -25,17 +25,9 @@ def invalid_label(ctx: Context) -> Iterator[Finding]:
     Best practice: ``[prefix/]name`` keys and values of at most 63 characters of alphanumerics,
     '-', '_' and '.', starting and ending with an alphanumeric: ``team: data-science``.
     """
-    resources = ctx.project.model.resources
-    for path, pairs in ((("metadata", "labels"), ctx.project.metadata.labels),
-                        (("model", "resources", "node_selector"), resources.node_selector)):
-        for key, message, hint in k8s.label_problems(pairs):
-            yield Finding((*path, key), message, hint)
-    for i, toleration in enumerate(resources.tolerations):
-        if toleration.key is None:
-            continue
-        for key, message, hint in k8s.label_problems({toleration.key: toleration.value or ""}):
-            part = "value" if k8s.valid_label_key(key) else "key"
-            yield Finding(("model", "resources", "tolerations", i, part), message, hint)
+    for path, message, hint in k8s.spec_label_problems(ctx.project.metadata.labels,
+                                                       ctx.project.model.resources):
+        yield Finding(path, message, hint)
 
 
 @rule("MLS281", "invalid-image")

@@ -41,6 +41,7 @@ from mlspec import k8s
 from mlspec.errors import Diagnostic, Severity, SpecError
 from mlspec.graph import VALUE, PipelineGraph, Step, resolved_spec
 from mlspec.spec.models import Project
+from mlspec.spec.yamlpos import dotted
 from mlspec.targets import OutputFile
 
 OUT_DIR = "tekton"
@@ -216,19 +217,12 @@ def _problem(code: str, path: str, message: str, hint: str | None = None) -> Dia
     return Diagnostic(code, Severity.ERROR, message, path=path, hint=hint)
 
 
-def _check_labels(pairs: dict[str, str] | tuple, path: str) -> list[Diagnostic]:
-    return [_problem(BAD_LABEL, f"{path}.{key}", message, hint)
-            for key, message, hint in k8s.label_problems(dict(pairs))]
-
-
 def check(project: Project, graph: PipelineGraph) -> list[Diagnostic]:
     """Values the Tekton output cannot carry: bad labels, image reference or cron schedule."""
-    problems = _check_labels(project.metadata.labels, "metadata.labels")
-    resources = project.model.resources
-    problems += _check_labels(resources.node_selector, "model.resources.node_selector")
-    for i, tol in enumerate(resources.tolerations):
-        pairs = {k: v for k, v in ((tol.key, tol.value or ""),) if k is not None}
-        problems += _check_labels(pairs, f"model.resources.tolerations.{i}")
+    problems = [Diagnostic(BAD_LABEL, Severity.ERROR, message, path=dotted(keys), hint=hint,
+                           keys=keys)
+                for keys, message, hint in k8s.spec_label_problems(project.metadata.labels,
+                                                                   project.model.resources)]
     if not k8s.valid_image(graph.image):
         problems.append(_problem(BAD_IMAGE, "serving.image",
                                  f"{graph.image!r} is not a container image reference",
