@@ -7,7 +7,7 @@ and enums live here; rules that relate several fields live in ``mlspec.lint``.
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, get_args
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
@@ -36,9 +36,9 @@ DataFormat = Literal["csv", "parquet", "sklearn"]
 DriftMethod = Literal["psi", "ks", "chi2", "js", "wasserstein"]
 RolloutStrategy = Literal["canary", "ab", "shadow", "blue-green", "auto"]
 Target = Literal["kfp", "tekton"]
-PIPELINE_ENGINES: tuple[Target, ...] = ("kfp", "tekton")
+PIPELINE_ENGINES: tuple[Target, ...] = get_args(Target)
 RetrainSignal = Literal["drift", "performance"]
-RETRAIN_SIGNALS: tuple[RetrainSignal, ...] = ("drift", "performance")
+RETRAIN_SIGNALS: tuple[RetrainSignal, ...] = get_args(RetrainSignal)
 
 CLASSIFICATION_METRICS = (
     "accuracy",

@@ -11,7 +11,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from mlspec.graph import PipelineGraph
-from mlspec.spec.models import Project
+from mlspec.spec.models import PIPELINE_ENGINES, Project
 
 
 @dataclass(frozen=True)
@@ -32,7 +32,7 @@ TARGETS: dict[str, str] = {
     "serving": "mlspec.targets.serving",
     "monitoring": "mlspec.targets.monitoring",
 }
-PIPELINE_TARGETS = ("kfp", "tekton")
+PIPELINE_TARGETS = PIPELINE_ENGINES
 
 
 def renderer(name: str) -> Renderer:
