@@ -93,6 +93,18 @@ def compile_loaded(loaded, spec: str, targets: list[str], profile: str | None,
         return None
 
 
+def render_checked(loaded, target: str) -> list[OutputFile] | None:
+    """One target's files for a checked spec (what ``submit`` sends); a value the target cannot
+    carry is printed at its line, as ``compile`` prints it, and None returned."""
+    from mlspec.graph import build_graph
+
+    try:
+        return renderer(target)(loaded.project, build_graph(loaded.project))
+    except SpecError as exc:
+        print_diagnostics(positioned(exc.diagnostics, loaded), loaded.path, _lines(loaded))
+        return None
+
+
 def write_or_report(dest: Path, files: list[OutputFile]) -> bool:
     """Write the files atomically at ``dest``; an I/O error is one line on stderr (False)."""
     try:

@@ -10,9 +10,10 @@ from __future__ import annotations
 import sys
 
 from mlspec.errors import UsageError, did_you_mean
+from mlspec.spec.models import PIPELINE_ENGINES
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
-SUBMIT_TARGETS = ("kfp", "tekton")
+SUBMIT_TARGETS = PIPELINE_ENGINES  # each engine has a submit backend
 
 
 def submit_command(spec: str, target: str, host: str | None = None, experiment: str | None = None,
@@ -30,9 +31,12 @@ def submit_command(spec: str, target: str, host: str | None = None, experiment: 
     if target == "kfp" and not host:
         raise UsageError("--target kfp needs --host URL (the KFP API endpoint, e.g. "
                          "http://localhost:8080)")
-    loaded = _load_valid(spec, profile)
-    if loaded is None:
-        return EXIT_FAILED
+    from mlspec.output import load_checked
+
+    loaded, refused = load_checked(spec, profile)
+    if refused is not None:  # its diagnostics are printed
+        print(f"error: {spec}: nothing submitted", file=sys.stderr)
+        return refused
     if target == "kfp":
         from mlspec.submit.kfp import submit_kfp
 
@@ -41,16 +45,3 @@ def submit_command(spec: str, target: str, host: str | None = None, experiment: 
     from mlspec.submit.tekton import submit_tekton
 
     return submit_tekton(loaded, namespace=namespace, apply_definitions=apply_definitions)
-
-
-def _load_valid(spec: str, profile: str | None):
-    """The loaded spec when it is valid; otherwise its diagnostics are printed and None returned."""
-    from mlspec.output import EXIT_USAGE, load_checked
-
-    loaded, refused = load_checked(spec, profile)
-    if refused == EXIT_USAGE:
-        raise UsageError(f"cannot read {spec}")
-    if refused is not None:
-        print(f"error: {spec} is not a valid spec; nothing submitted", file=sys.stderr)
-        return None
-    return loaded

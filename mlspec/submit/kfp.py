@@ -28,11 +28,14 @@ class SubmitError(Exception):
 def submit_kfp(loaded, host: str, experiment: str | None = None,
                namespace: str | None = None) -> int:
     """Compile ``loaded``'s project for KFP and submit it to ``host``: returns the exit code."""
-    from mlspec.graph import build_graph
-    from mlspec.targets.kfp import OUTPUT_PATH, render
+    from mlspec.output import render_checked
+    from mlspec.targets.kfp import OUTPUT_PATH
 
     project = loaded.project
-    (ir,) = [f.content for f in render(project, build_graph(project)) if f.path == OUTPUT_PATH]
+    files = render_checked(loaded, "kfp")
+    if files is None:
+        return EXIT_FAILED
+    (ir,) = [f.content for f in files if f.path == OUTPUT_PATH]
     host = host.rstrip("/")
     try:
         probe(host)

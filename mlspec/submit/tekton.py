@@ -67,18 +67,11 @@ def submit_tekton(loaded, namespace: str | None = None, apply_definitions: bool 
     Raises:
         UsageError: no kubeconfig and not running in a cluster.
     """
-    from mlspec.errors import SpecError
-    from mlspec.graph import build_graph
-    from mlspec.targets.tekton import render
+    from mlspec.output import render_checked
 
     project = loaded.project
-    try:
-        files = render(project, build_graph(project))
-    except SpecError as exc:
-        from mlspec.output import positioned, print_diagnostics
-
-        lines = list(loaded.doc.lines) if loaded.doc is not None else []
-        print_diagnostics(positioned(exc.diagnostics, loaded), loaded.path, lines)
+    files = render_checked(loaded, "tekton")
+    if files is None:
         return EXIT_FAILED
     namespace = namespace or project.namespace
     objects = objects_of([f.content for f in files], namespace)

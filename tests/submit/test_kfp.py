@@ -264,3 +264,25 @@ def test_cli_exit_codes(tmp_path: Path) -> None:
                            "--host", "http://127.0.0.1:9"], capture_output=True, text=True,
                           timeout=120)
     assert done.returncode == 1 and "nothing submitted" in done.stderr
+    # An unreadable spec: exit 2, its one diagnostic, no second "cannot read" line.
+    done = subprocess.run([str(mlspec), "submit", str(tmp_path / "missing.yaml"), "--target",
+                           "kfp", "--host", "http://127.0.0.1:9"], capture_output=True,
+                          text=True, timeout=120)
+    assert done.returncode == 2 and "MLS001" in done.stderr, done.stderr
+    assert done.stderr.count("cannot read") == 1, done.stderr
+
+
+def test_a_value_kfp_cannot_carry_is_reported_not_raised(capsys) -> None:
+    """submit renders through output.render_checked, as compile does: a renderer's refusal
+    (MLS701, a data uri with a line break, when lint is bypassed) is a diagnostic, not a
+    traceback."""
+    from mlspec.output import render_checked
+    from mlspec.spec.loader import load_spec
+
+    loaded = load_spec(str(IRIS), None)
+    assert render_checked(loaded, "kfp")
+    bad = loaded.project.model_copy(deep=True)
+    bad.data.source.uri = "data.csv\nimage: evil"
+    loaded.project = bad
+    assert render_checked(loaded, "kfp") is None
+    assert "MLS701" in capsys.readouterr().err
