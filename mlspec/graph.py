@@ -183,7 +183,7 @@ def build_graph(project: Project) -> PipelineGraph:
     light = Resources(cpu="500m", memory="1Gi")
     # With a baseline, evaluate also scores the champion the registry names now: a cached
     # result would replay an old champion (or "none") to the gate.
-    reads_registry = {"evaluate"} if project.validation.baseline is not None else set()
+    evaluate_reads_registry = project.validation.baseline is not None
     steps = []
     for name, description, inputs, outputs, retries, cacheable in _STEP_TABLE:
         steps.append(
@@ -195,7 +195,7 @@ def build_graph(project: Project) -> PipelineGraph:
                 # Only training needs the spec's resources (and its GPU); the rest is light work.
                 resources=heavy if name == "train" else light,
                 retries=retries,
-                cacheable=cacheable and name not in reads_registry,
+                cacheable=cacheable and not (name == "evaluate" and evaluate_reads_registry),
                 run_if=("gate", "passed") if name == "register" else None,
             )
         )

@@ -298,10 +298,10 @@ def _labels(graph: PipelineGraph, **extra: str) -> dict[str, str]:
 
 
 def _annotations(project: Project, graph: PipelineGraph) -> dict[str, str]:
-    notes = {"mlspec.dev/version": project.metadata.version,
-             "mlspec.dev/description": graph.description}
+    notes = {f"{k8s.PREFIX}version": project.metadata.version,
+             f"{k8s.PREFIX}description": graph.description}
     if project.metadata.owner:
-        notes["mlspec.dev/owner"] = project.metadata.owner
+        notes[f"{k8s.PREFIX}owner"] = project.metadata.owner
     return notes
 
 
@@ -332,7 +332,7 @@ def _task(graph: PipelineGraph, step: Step, names: Names) -> dict[str, Any]:
     return {
         "step": step.name,
         "name": names.task(step.name),
-        "labels": _labels(graph, **{"mlspec.dev/step": step.name}),
+        "labels": _labels(graph, **{f"{k8s.PREFIX}step": step.name}),
         "description": step.description,
         "args": step_args(graph, step),
         "results": [o.name for o in step.outputs if o.kind == VALUE],
@@ -367,8 +367,9 @@ def _trigger_context(project: Project, graph: PipelineGraph) -> dict[str, Any]:
         "filters": _filters(project),
         "listener_annotations": {**_annotations(project, graph), **_git_annotations(project)},
         "git_revision_ref": TektonExpr("$(body.after)"),
-        "run_labels": {**_labels(graph), "mlspec.dev/trigger": TektonExpr("$(tt.params.trigger)")},
-        "run_annotations": {"mlspec.dev/git-revision": TektonExpr("$(tt.params.git-revision)")},
+        "run_labels": {**_labels(graph),
+                       f"{k8s.PREFIX}trigger": TektonExpr("$(tt.params.trigger)")},
+        "run_annotations": {f"{k8s.PREFIX}git-revision": TektonExpr("$(tt.params.git-revision)")},
         "schedule": _schedule(triggers.schedule) if triggers.schedule else None,
         "schedule_header": SCHEDULE_HEADER,
         "curl_args": curl_args(project),
@@ -427,7 +428,7 @@ def _alert_filter(name: str) -> str:
 
 def _git_annotations(project: Project) -> dict[str, str]:
     git = project.triggers.git
-    return {"mlspec.dev/git-repo": git.repo, "mlspec.dev/git-branch": git.branch} if git else {}
+    return {f"{k8s.PREFIX}git-repo": git.repo, f"{k8s.PREFIX}git-branch": git.branch} if git else {}
 
 
 def curl_args(project: Project) -> list[str]:
