@@ -200,11 +200,14 @@ def check_same_statistics(report, expected: dict[str, tuple[float, float]]) -> f
         for a, b in ((f.statistic, stat), (f.p_value, p)):
             if abs(a) < tiny and abs(b) < tiny:
                 continue
-            if b != 0:
-                worst = max(worst, abs(a - b) / abs(b))
-            else:
-                worst = max(worst, abs(a))
+            worst = max(worst, relative_difference(a, b))
     return worst
+
+
+def relative_difference(ours_value: float, theirs: float) -> float:
+    """|ours - theirs| relative to theirs; absolute where theirs is 0."""
+    diff = abs(ours_value - theirs)
+    return diff / abs(theirs) if theirs != 0 else diff
 
 
 def check_same_wasserstein(ref: pd.DataFrame, cur: pd.DataFrame) -> float:
@@ -220,7 +223,7 @@ def check_same_wasserstein(ref: pd.DataFrame, cur: pd.DataFrame) -> float:
         r, c = ref[f.name].to_numpy(), cur[f.name].to_numpy()
         expected = stats.wasserstein_distance(r, c)
         std = float(r.std()) or 1.0
-        worst = max(worst, abs(f.statistic * std - expected) / expected)
+        worst = max(worst, relative_difference(f.statistic * std, expected))
     return worst
 
 
