@@ -12,7 +12,7 @@ Side by side, in one run, each a fresh process (what a user or CI pays):
 
 mlspec's IR carries kfp-kubernetes' platform config without importing ``kfp.kubernetes`` (which
 loads the whole Kubernetes client) and imports kfp without ``kfp.client``; see
-``mlspec.targets.kfp.import_kfp`` and ``kubernetes_config``.
+``mlspec.compile.targets.kfp.import_kfp`` and ``kubernetes_config``.
 
 Prints the median and minimum wall time and the median CPU time of several interleaved repeats,
 the ratio mlspec / kfp-only (goal <= 1.1), and the all-targets wall time (goal <= 1.2 s).

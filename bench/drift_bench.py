@@ -3,8 +3,8 @@
 200 000 reference rows x 200 000 current rows, 20 numeric and 5 categorical features, some of
 them shifted. Side by side in one run:
 
-- mlspec: ``mlspec.runtime.drift.compare`` with method ``ks`` (KS statistic + p-value on numeric
-  features, chi-square on categorical ones), and every other method for reference;
+- mlspec: ``mlspec.runtime.drift.compare.compare`` with method ``ks`` (KS statistic + p-value
+  on numeric features, chi-square on categorical ones), and every other method for reference;
 - scipy: a loop over columns calling ``scipy.stats.ks_2samp`` and ``chi2_contingency`` (the same
   statistics; the script checks they agree to 1e-9);
 - Evidently 0.7.23's ``DataDriftPreset`` in its own venv (``bench/.venv-evidently``: Evidently
@@ -132,7 +132,7 @@ def paired_ratio(slow: list[float], fast: list[float]) -> tuple[float, float, fl
 
 
 def ours(ref: pd.DataFrame, cur: pd.DataFrame, method: str = "ks"):
-    from mlspec.runtime.drift import compare
+    from mlspec.runtime.drift.compare import compare
 
     return compare(ref, cur, method, charts=False)
 

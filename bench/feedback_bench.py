@@ -4,7 +4,7 @@ Every feedback post adds labelled predictions to a sliding window (10 000 pairs 
 rescores the window, on the server's event loop: inference waits while it runs. Side by side,
 in one run, on the same posts:
 
-* ``mlspec``  — ``mlspec.runtime.serving_feedback.Feedback``: running confusion counts
+* ``mlspec``  — ``mlspec.runtime.serving.feedback.Feedback``: running confusion counts
   (classification), numpy ring buffers (regression);
 * ``sklearn`` — the window kept as pairs and scored with scikit-learn's metric functions after
   each post (accuracy, balanced accuracy, macro/weighted F1, macro precision/recall; numpy for
@@ -29,7 +29,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from mlspec.runtime.serving_feedback import Feedback  # noqa: E402
+from mlspec.runtime.serving.feedback import Feedback  # noqa: E402
 
 
 def sklearn_classification(true: list, pred: list) -> dict[str, float]:

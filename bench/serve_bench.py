@@ -8,8 +8,8 @@ script POSTing one Open Inference Protocol v2 body), same host (127.0.0.1), one 
   tuned (``debug: false``, ``parallel_workers: 0``);
 - ``floor``: a bare ASGI app under uvicorn (uvloop + httptools) that only parses the body and
   calls ``predict`` - no validation, no metrics: the floor any server pays;
-- ``mlspec``: ``python -m mlspec.runtime.server`` with metrics and online drift on (the model
-  folder carries a reference profile).
+- ``mlspec``: ``python -m mlspec.runtime.serving.server`` with metrics and online drift on (the
+  model folder carries a reference profile).
 
 Prints req/s, p50/p99 latency and errors per server, and ratios against MLServer. Run with the
 project venv: ``.venv/bin/python bench/serve_bench.py [--quick] [--rounds N]``.
@@ -166,8 +166,8 @@ def start(name: str, work: Path, model_dir: Path, joblib_path: Path,
     log = open(work / f"{name}.log", "w")
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     if name == "mlspec":
-        cmd = [str(PY), "-m", "mlspec.runtime.server", str(model_dir), "--host", "127.0.0.1",
-               "--port", str(port), "--name", MODEL_NAME]
+        cmd = [str(PY), "-m", "mlspec.runtime.serving.server", str(model_dir),
+               "--host", "127.0.0.1", "--port", str(port), "--name", MODEL_NAME]
         env["PYTHONPATH"] = str(REPO)
         cwd = REPO
     elif name == "floor":

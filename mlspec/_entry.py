@@ -2,8 +2,9 @@
 
 ``validate`` runs on every push in users' CI and as a pre-commit hook, where start-up is most of
 its time. Importing typer and building its commands costs about a third of a single-file run, so
-plain ``validate`` arguments are handled by :func:`mlspec.report.fast_validate` without it;
-everything else (other commands, ``--help``, mistakes) goes to :mod:`mlspec.cli` unchanged.
+plain ``validate`` arguments are handled by :func:`mlspec.commands.validate.fast_validate`
+without it; everything else (other commands, ``--help``, mistakes) goes to
+:mod:`mlspec.commands.app` unchanged.
 """
 
 from __future__ import annotations
@@ -14,13 +15,13 @@ import sys
 def main() -> None:
     """Console-script entry point."""
     if len(sys.argv) > 1 and sys.argv[1] == "validate":
-        from mlspec.report import fast_validate
+        from mlspec.commands.validate import fast_validate
 
         code = fast_validate(sys.argv[2:])
         if code is not None:
             sys.stdout.flush()
             raise SystemExit(code)
-    from mlspec.cli import main as cli_main
+    from mlspec.commands.app import main as cli_main
 
     cli_main()
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import yaml
 
 from mlspec import k8s
-from mlspec.output import compile_project
+from mlspec.compile.build import compile_project
 from mlspec.spec.loader import load_spec
 from tests.conftest import REPO
 

@@ -34,7 +34,8 @@ def installed(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 def _run(site: Path, *args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, "PYTHONPATH": str(site)}
-    code = "import sys; from mlspec.cli import main; sys.argv = ['mlspec', *sys.argv[1:]]; main()"
+    code = ("import sys; from mlspec.commands.app import main; "
+            "sys.argv = ['mlspec', *sys.argv[1:]]; main()")
     return subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True,
                           cwd=cwd, env=env, timeout=120)
 

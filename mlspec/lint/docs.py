@@ -143,7 +143,7 @@ def fields_markdown() -> str:
 
 def rules_markdown() -> str:
     """The table of every diagnostic code, from the loader's codes and the rule registry."""
-    from mlspec.report import all_codes
+    from mlspec.lint.codes import all_codes
 
     lines = ["| code | name | severity | what it reports |", "| --- | --- | --- | --- |"]
     for code, (name, severity, doc) in all_codes().items():

@@ -5,10 +5,10 @@ from __future__ import annotations
 import difflib
 from collections.abc import Iterator
 
-from mlspec.catalog import kind_for_task, load_catalog, lookup
 from mlspec.errors import Severity, did_you_mean
 from mlspec.lint.base import Context, Finding, rule
 from mlspec.lint.datasets import SKLEARN_DATASETS, sklearn_dataset_name
+from mlspec.spec.catalog import kind_for_task, load_catalog, lookup
 from mlspec.spec.models import Architecture, Training
 
 

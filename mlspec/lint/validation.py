@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-from mlspec.catalog import lookup
 from mlspec.errors import Severity, did_you_mean
 from mlspec.lint.base import Context, Finding, SpecPath, rule
 from mlspec.lint.datasets import SKLEARN_DATASETS, sklearn_dataset_name
+from mlspec.spec.catalog import lookup
 from mlspec.spec.models import CLASSIFICATION_METRICS, LOWER_IS_BETTER, REGRESSION_METRICS
 
 TASK_METRICS = {"classification": CLASSIFICATION_METRICS, "regression": REGRESSION_METRICS}

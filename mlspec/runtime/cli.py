@@ -1,12 +1,12 @@
 """``python -m mlspec.runtime STEP --spec SPEC --in NAME=PATH ... --out NAME=PATH ...``.
 
-Input and output names are the pipeline graph's (``mlspec.graph``). Exit codes: 0 ok, 1 the
+Input and output names are the pipeline graph's (``mlspec.compile.graph``). Exit codes: 0 ok, 1 the
 step failed (one line on stderr, no traceback), 2 usage. A rejected model makes the gate exit 1,
 except when the caller asks for the verdict as a value (``--out passed=PATH``): pipelines branch
 on that value, so there the gate exits 0 either way (``--fail-on-reject`` forces exit 1).
 
-``python -m mlspec.runtime serve ...`` starts the model server (``mlspec.runtime.server``); it is
-the serving container's entry point.
+``python -m mlspec.runtime serve ...`` starts the model server
+(``mlspec.runtime.serving.server``); it is the serving container's entry point.
 """
 
 from __future__ import annotations
@@ -34,35 +34,35 @@ class StepDef:
 
 
 def _ingest(spec, i, o, a):
-    from mlspec.runtime.ingest import run_ingest
+    from mlspec.runtime.steps.ingest import run_ingest
 
     r = run_ingest(spec, o["dataset"])
     return f"ingest: {r['rows']} rows, {len(r['columns'])} columns from {r['source']}"
 
 
 def _validate(spec, i, o, a):
-    from mlspec.runtime.validate_data import run_validate_data
+    from mlspec.runtime.steps.validate_data import run_validate_data
 
     r = run_validate_data(spec, i["dataset"], o["report"])
     return f"validate-data: passed ({r['rows']} rows)"
 
 
 def _split(spec, i, o, a):
-    from mlspec.runtime.split import run_split
+    from mlspec.runtime.steps.split import run_split
 
     r = run_split(spec, i["dataset"], o["train"], o["test"], in_report=i.get("report"))
     return f"split: {r['train_rows']} train rows, {r['test_rows']} test rows"
 
 
 def _train(spec, i, o, a):
-    from mlspec.runtime.train import run_train
+    from mlspec.runtime.steps.train import run_train
 
     r = run_train(spec, i["train"], o["model"])
     return f"train: {r.get('estimator', 'torch MLP')} on {r['train_rows']} rows -> {o['model']}"
 
 
 def _evaluate(spec, i, o, a):
-    from mlspec.runtime.evaluate import run_evaluate
+    from mlspec.runtime.steps.evaluate import run_evaluate
 
     r = run_evaluate(spec, i["model"], i["test"], o["metrics"])
     shown = ", ".join(f"{k}={v:.4g}" for k, v in r["metrics"].items())
@@ -70,7 +70,7 @@ def _evaluate(spec, i, o, a):
 
 
 def _gate(spec, i, o, a):
-    from mlspec.runtime.gate import run_gate
+    from mlspec.runtime.steps.gate import run_gate
 
     r = run_gate(spec, i["metrics"], o["decision"], o.get("passed"))
     text = f"gate: {'passed' if r['passed'] else 'failed'}: " + "; ".join(r["reasons"])
@@ -81,7 +81,7 @@ def _gate(spec, i, o, a):
 
 
 def _register(spec, i, o, a):
-    from mlspec.runtime.register import run_register
+    from mlspec.runtime.steps.register import run_register
 
     r = run_register(spec, i["model"], i.get("metrics"), i.get("decision"), i.get("dataset"),
                      o["registration"])
@@ -90,7 +90,7 @@ def _register(spec, i, o, a):
 
 
 def _drift(spec, i, o, a):
-    from mlspec.runtime.drift_cli import run_drift_step
+    from mlspec.runtime.drift.command import run_drift_step
 
     r = run_drift_step(spec, i["reference"], i["current"], o.get("report"), o.get("html"),
                        method=a.method, threshold=a.threshold)
@@ -152,7 +152,7 @@ def main(argv: list[str] | None = None) -> int:
     """Parse, run the step, map errors to exit codes."""
     argv = sys.argv[1:] if argv is None else argv
     if argv[:1] == ["serve"]:  # the serving container's entry point
-        from mlspec.runtime.server import main as serve_main
+        from mlspec.runtime.serving.server import main as serve_main
 
         return serve_main(argv[1:])
     parser = _parser()

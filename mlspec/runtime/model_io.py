@@ -140,3 +140,18 @@ def load_model(path: str | Path) -> LoadedModel:
     return LoadedModel(meta, model)
 
 
+# Rows of training data saved as the model's input example (and used for its signature).
+EXAMPLE_ROWS = 5
+
+
+def model_requirements(*extra: str) -> list[str]:
+    """Pinned pip requirements of a model folder: what loading it needs, at our versions."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    out = []
+    for name in ("mlflow", "numpy", "pandas", "scikit-learn", "cloudpickle", *extra):
+        try:
+            out.append(f"{name}=={version(name).split('+')[0]}")
+        except PackageNotFoundError:
+            continue
+    return sorted(set(out))

@@ -17,7 +17,7 @@ if TYPE_CHECKING:
 
     from mlspec.runtime.features import FeatureSpec
 
-from mlspec.runtime.drift_stats import (
+from mlspec.runtime.drift.stats import (
     N_BINS,
     binned_counts,
     decile_edges,

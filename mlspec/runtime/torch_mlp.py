@@ -185,8 +185,7 @@ def _save(net, preprocessor, config: dict, X, path: Path) -> None:
 
     import joblib
 
-    from mlspec.runtime.model_io import quiet_mlflow
-    from mlspec.runtime.train import EXAMPLE_ROWS, model_requirements
+    from mlspec.runtime.model_io import EXAMPLE_ROWS, model_requirements, quiet_mlflow
 
     torch = _torch()
     quiet_mlflow()

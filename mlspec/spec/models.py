@@ -7,9 +7,11 @@ and enums live here; rules that relate several fields live in ``mlspec.lint``.
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal, get_args
+from typing import TYPE_CHECKING, Annotated, Any, Literal, get_args
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+
+from mlspec.targets import PIPELINE_ENGINES
 
 API_VERSION = "mlspec/v1"
 KIND = "MLProject"
@@ -35,8 +37,12 @@ FeatureType = Literal["float", "int", "bool", "category", "string"]
 DataFormat = Literal["csv", "parquet", "sklearn"]
 DriftMethod = Literal["psi", "ks", "chi2", "js", "wasserstein"]
 RolloutStrategy = Literal["canary", "ab", "shadow", "blue-green", "auto"]
-Target = Literal["kfp", "tekton"]
-PIPELINE_ENGINES: tuple[Target, ...] = get_args(Target)
+# The pipeline engines come from the one target registry (mlspec.targets), so the schema's
+# ``targets`` enum follows it; mypy sees a plain str.
+if TYPE_CHECKING:
+    Target = str
+else:
+    Target = Literal[PIPELINE_ENGINES]
 RetrainSignal = Literal["drift", "performance"]
 RETRAIN_SIGNALS: tuple[RetrainSignal, ...] = get_args(RetrainSignal)
 

@@ -29,7 +29,7 @@ from typing import Any
 import pytest
 import yaml
 
-from mlspec.targets import monitoring
+from mlspec.compile.targets import monitoring
 from tests.conftest import program
 
 REPO = Path(__file__).resolve().parents[2]

@@ -64,11 +64,11 @@ def assert_clean_failure(done: subprocess.CompletedProcess, code: int = 1,
 @pytest.fixture(scope="session")
 def iris_run(tmp_path_factory) -> dict[str, Any]:
     """The iris pipeline up to evaluate, in-process (shared by tests that need a model)."""
-    from mlspec.runtime.evaluate import run_evaluate
-    from mlspec.runtime.ingest import run_ingest
-    from mlspec.runtime.split import run_split
-    from mlspec.runtime.train import run_train
-    from mlspec.runtime.validate_data import run_validate_data
+    from mlspec.runtime.steps.evaluate import run_evaluate
+    from mlspec.runtime.steps.ingest import run_ingest
+    from mlspec.runtime.steps.split import run_split
+    from mlspec.runtime.steps.train import run_train
+    from mlspec.runtime.steps.validate_data import run_validate_data
 
     tmp = tmp_path_factory.mktemp("iris")
     spec = iris_spec(tmp)

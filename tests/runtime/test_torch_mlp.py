@@ -22,8 +22,8 @@ def _torch_spec(tmp_path, **changes):
 
 
 def test_classification_on_cpu_is_accurate_and_deterministic(iris_run, tmp_path):
-    from mlspec.runtime.evaluate import run_evaluate
-    from mlspec.runtime.train import run_train
+    from mlspec.runtime.steps.evaluate import run_evaluate
+    from mlspec.runtime.steps.train import run_train
 
     spec = _torch_spec(tmp_path, validation__metrics=["accuracy", "log_loss", "roc_auc"])
     results = []
@@ -44,7 +44,7 @@ def test_classification_on_cpu_is_accurate_and_deterministic(iris_run, tmp_path)
 
 
 def test_early_stopping_stops_before_the_last_epoch(iris_run, tmp_path):
-    from mlspec.runtime.train import run_train
+    from mlspec.runtime.steps.train import run_train
 
     spec = _torch_spec(tmp_path, model__training={
         "epochs": 500, "batch_size": 16, "learning_rate": 0.05, "device": "cpu",
@@ -56,11 +56,11 @@ def test_early_stopping_stops_before_the_last_epoch(iris_run, tmp_path):
 def test_regression_and_pyfunc_loading(tmp_path):
     import mlflow.pyfunc
 
-    from mlspec.runtime.evaluate import run_evaluate
-    from mlspec.runtime.ingest import run_ingest
     from mlspec.runtime.io import read_dataset
-    from mlspec.runtime.split import run_split
-    from mlspec.runtime.train import run_train
+    from mlspec.runtime.steps.evaluate import run_evaluate
+    from mlspec.runtime.steps.ingest import run_ingest
+    from mlspec.runtime.steps.split import run_split
+    from mlspec.runtime.steps.train import run_train
 
     spec = _torch_spec(tmp_path, data__source__uri="sklearn://diabetes", data__features={},
                        data__split__stratify=False, model__task="regression",
@@ -82,7 +82,7 @@ def test_regression_and_pyfunc_loading(tmp_path):
 
 def test_cuda_requested_without_a_gpu_is_a_clear_error(iris_run, tmp_path):
     from mlspec.runtime.errors import StepError
-    from mlspec.runtime.train import run_train
+    from mlspec.runtime.steps.train import run_train
 
     if torch.cuda.is_available():
         pytest.skip("a GPU is present: device cuda is valid here")
@@ -94,7 +94,7 @@ def test_cuda_requested_without_a_gpu_is_a_clear_error(iris_run, tmp_path):
 
 def test_tuning_with_torch_is_a_clear_error(iris_run, tmp_path):
     from mlspec.runtime.errors import StepError
-    from mlspec.runtime.train import run_train
+    from mlspec.runtime.steps.train import run_train
 
     spec = _torch_spec(tmp_path, model__tuning={"space": {"max_depth": [1, 2]}})
     with pytest.raises(StepError, match="not supported with framework: torch"):
@@ -106,7 +106,7 @@ def test_missing_torch_is_a_clear_error(iris_run, tmp_path, monkeypatch):
     import sys
 
     from mlspec.runtime.errors import StepError
-    from mlspec.runtime.train import run_train
+    from mlspec.runtime.steps.train import run_train
 
     monkeypatch.setitem(sys.modules, "torch", None)  # as if PyTorch were not installed
     with pytest.raises(StepError, match="PyTorch is not installed"):

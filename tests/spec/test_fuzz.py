@@ -19,7 +19,7 @@ import yaml
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
-from mlspec.report import validate_files
+from mlspec.commands.validate import validate_files
 from tests.conftest import EXAMPLES
 
 TEXTS = [p.read_text(encoding="utf-8") for p in EXAMPLES]
@@ -160,7 +160,7 @@ def test_fuzz_text(tmp_path: Path, raw: bytes) -> None:
 @pytest.mark.slow
 def test_fuzz_through_the_cli(tmp_path: Path) -> None:
     """A seeded batch of mutants through the real console script, in one call."""
-    from tests.test_cli_validate import mlspec
+    from tests.commands.test_validate import mlspec
 
     rng = random.Random(2024)
     files = []
