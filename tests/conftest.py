@@ -80,8 +80,8 @@ def check_golden(files: dict[str, str], folder: Path, update: bool) -> None:
     expected = {p.relative_to(folder).as_posix(): p.read_text(encoding="utf-8")
                 for p in folder.rglob("*") if p.is_file()}
     if not expected:
-        pytest.fail(f"no golden files under {folder}; run pytest --update-golden")
-    assert files == expected, "regenerate with: pytest --update-golden"
+        pytest.fail(f"no golden files under {folder}; run: bash scripts/regen.sh")
+    assert files == expected, "regenerate with: bash scripts/regen.sh (then review the diff)"
 
 
 def example_profiles(spec: Path) -> list[str | None]:

@@ -47,3 +47,9 @@ def render_schema() -> str:
 def shipped_schema_text() -> str:
     """The checked-in (or packaged) schema file's text."""
     return (schemas_dir() / SCHEMA_FILE).read_text(encoding="utf-8")
+
+
+if __name__ == "__main__":  # `python -m mlspec.spec.schema`: what scripts/regen.sh checks in
+    import sys
+
+    sys.stdout.write(render_schema())

@@ -36,7 +36,7 @@ def test_golden(fmt: str, update_golden: bool, monkeypatch: pytest.MonkeyPatch) 
     golden = GOLDEN / GOLDEN_FILES[fmt]
     if update_golden:
         golden.write_text(text, encoding="utf-8")
-    assert text == golden.read_text(encoding="utf-8"), "run pytest --update-golden to accept"
+    assert text == golden.read_text(encoding="utf-8"), "run bash scripts/regen.sh to accept"
 
 
 def test_json_shape(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -16,9 +16,7 @@ SCHEMA_FILE = REPO / "schemas" / "mlproject.schema.json"
 
 def test_checked_in_schema_is_up_to_date() -> None:
     assert SCHEMA_FILE.read_text(encoding="utf-8") == render_schema(), (
-        "schemas/mlproject.schema.json is out of date; regenerate it with: .venv/bin/python -c "
-        "'from mlspec.spec.schema import render_schema as r; "
-        "open(\"schemas/mlproject.schema.json\", \"w\").write(r())'")
+        "schemas/mlproject.schema.json is out of date; regenerate it: bash scripts/regen.sh")
     assert shipped_schema_text() == render_schema()
 
 

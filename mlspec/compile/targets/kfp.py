@@ -2,11 +2,11 @@
 
 Every step is a lightweight Python component whose ``base_image`` is the runtime image and whose
 body runs ``python -m mlspec.runtime STEP`` (the runtime step contract in
-``mlspec.compile.graph``), so the same IR runs on a cluster and under ``kfp.local.SubprocessRunner`` (which cannot run container
-components). The gate's ``passed`` value is the gate component's string return value and
-``register`` sits in a ``dsl.If(passed == "true")``. Everything is built inside ``render``
-(never at import time) and only from the graph; the spec enters the IR only as the default of
-the ``spec`` parameter.
+``mlspec.compile.graph``), so the same IR runs on a cluster and under
+``kfp.local.SubprocessRunner`` (which cannot run container components). The gate's ``passed`` value
+is the gate component's string return value and ``register`` sits in a ``dsl.If(passed ==
+"true")``. Everything is built inside ``render`` (never at import time) and only from the graph;
+the spec enters the IR only as the default of the ``spec`` parameter.
 """
 
 # No `from __future__ import annotations`: kfp reads the pipeline function's annotations as types.

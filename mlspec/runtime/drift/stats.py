@@ -2,8 +2,8 @@
 
 Each function matches a scipy reference (tested to 1e-9 relative): ``ks_2samp`` (statistic and
 p-value), ``wasserstein_distance``, ``chi2_contingency`` and ``jensenshannon``; PSI follows its
-textbook definition with proportions floored at ``PSI_FLOOR``.
-``mlspec.runtime.drift.compare`` builds reports from them. Numeric inputs are (features x rows) matrices whose rows are sorted once
+textbook definition with proportions floored at ``PSI_FLOOR``. ``mlspec.runtime.drift.compare``
+builds reports from them. Numeric inputs are (features x rows) matrices whose rows are sorted once
 (NaN last) and reused by every statistic; no Python loop runs over rows.
 """
 

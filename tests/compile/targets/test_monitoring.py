@@ -17,7 +17,9 @@ import yaml
 
 from mlspec import contract
 from mlspec.compile.build import render_target
+from mlspec.compile.promql import promql_string, regex_literal
 from mlspec.compile.targets import monitoring
+from mlspec.compile.targets.monitoring.promtool import TEMPLATE_PART
 from mlspec.spec.loader import load_spec
 from tests.conftest import (
     EXAMPLES,
@@ -163,12 +165,12 @@ def test_promtool_tests_fail_when_a_rule_is_tampered(tmp_path: Path, pattern: st
     ("ünï", '"ünï"'),
 ])
 def test_promql_string(value: str, literal: str) -> None:
-    assert monitoring.promql_string(value) == literal
+    assert promql_string(value) == literal
 
 
 @pytest.mark.parametrize("value", HOSTILE_FEATURES + ["", "a.b", "(x)", "[a-z]+", "^$"])
 def test_regex_literal_matches_exactly_itself(value: str) -> None:
-    pattern = re.compile(monitoring.regex_literal(value), re.DOTALL)
+    pattern = re.compile(regex_literal(value), re.DOTALL)
     assert pattern.fullmatch(value)
     assert not pattern.fullmatch(value + "x")
 
@@ -193,8 +195,8 @@ def test_hostile_feature_names_stay_data(tmp_path: Path) -> None:
             assert set(item) <= {"record", "alert", "expr", "for", "labels", "annotations"}
             # Annotations are Go templates: spec text must never reach them.
             for text in item.get("annotations", {}).values():
-                assert "{{" not in monitoring._TEMPLATE_PART.sub("", text)
-                stripped = monitoring._TEMPLATE_PART.sub("", text)
+                assert "{{" not in TEMPLATE_PART.sub("", text)
+                stripped = TEMPLATE_PART.sub("", text)
                 assert not any(name in stripped for name in HOSTILE_FEATURES)
     assert json.loads(files["monitoring/grafana-dashboard.json"])  # still valid JSON
 

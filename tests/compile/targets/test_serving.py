@@ -67,7 +67,7 @@ def test_strategy_matches_golden(strategy: str, update_golden: bool) -> None:
         write({rel.removeprefix("serving/"): text for rel, text in files.items()}, folder)
     expected = {f"serving/{p.relative_to(folder).as_posix()}": p.read_text()
                 for p in sorted(folder.rglob("*.yaml"))}
-    assert files == expected, "regenerate: pytest tests/targets/test_serving.py --update-golden"
+    assert files == expected, "regenerate: bash scripts/regen.sh"
 
 
 @pytest.mark.parametrize("strategy", STRATEGIES)

@@ -24,11 +24,10 @@ from mlspec.compile.targets import tekton
 from mlspec.errors import SpecError
 from mlspec.spec.loader import load_spec
 from mlspec.spec.models import Project
-from tests.conftest import EXAMPLES, check_golden, example_profiles, oracle, write_files
+from tests.conftest import EXAMPLES, example_profiles, oracle, write_files
 
 LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 REPO = Path(__file__).resolve().parents[3]
-GOLDEN = REPO / "tests" / "golden" / "tekton"
 CASES = [(spec, profile) for spec in EXAMPLES for profile in example_profiles(spec)]
 IDS = [f"{spec.parent.name}-{profile or 'base'}" for spec, profile in CASES]
 RESTRICTED = {"allowPrivilegeEscalation": False, "capabilities": {"drop": ["ALL"]},
@@ -483,11 +482,6 @@ def test_output_is_deterministic_and_has_no_absolute_paths() -> None:
     assert first == second
     for content in first.values():
         assert str(REPO) not in content and "/tmp/pytest" not in content
-
-
-@pytest.mark.parametrize("spec", EXAMPLES, ids=[s.parent.name for s in EXAMPLES])
-def test_golden(spec: Path, update_golden: bool) -> None:
-    check_golden(render_spec(spec), GOLDEN / spec.parent.name, update_golden)
 
 
 def test_mlspec_compile_writes_the_same_files() -> None:

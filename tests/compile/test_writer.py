@@ -1,0 +1,118 @@
+"""mlspec.compile.writer: kustomization, atomic folder swap, refusing to replace foreign folders."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import yaml
+
+from mlspec.commands.compile import compile_command
+from mlspec.compile import writer
+from mlspec.compile.targets import OutputFile
+from mlspec.errors import UsageError
+from tests.conftest import EXAMPLES, REPO, example_profiles
+
+IRIS = REPO / "examples" / "iris" / "mlproject.yaml"
+MLSPEC = REPO / ".venv" / "bin" / "mlspec"
+CASES = [(spec, profile) for spec in EXAMPLES for profile in example_profiles(spec)]
+
+
+def _tree(root: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(root)): p.read_bytes()
+            for p in sorted(root.rglob("*")) if p.is_file()}
+
+
+def _compile(dest: Path, *args: str, spec: Path = IRIS) -> int:
+    return compile_command(str(spec), str(dest), list(args), None)
+
+
+def test_unit_kustomization_filter() -> None:
+    files = [OutputFile("a/obj.yaml", "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: x}\n"),
+             OutputFile("a/run.yaml", "apiVersion: v1\nkind: Pod\nmetadata: {generateName: x-}\n"),
+             OutputFile("a/rules.yaml", "groups: []\n"),
+             OutputFile("a/bad.yaml", "a: [\n"),
+             OutputFile("a/dash.json", '{"kind": "x"}')]
+    doc = yaml.safe_load(writer.kustomization(files))
+    assert doc["resources"] == ["a/obj.yaml"]
+
+
+@pytest.mark.parametrize("failure", [OSError(28, "No space left on device"), KeyboardInterrupt()])
+def test_a_failed_or_interrupted_write_leaves_the_previous_output(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, failure: BaseException) -> None:
+    dest = tmp_path / "out"
+    assert _compile(dest, "kfp") == 0
+    before = _tree(dest)
+    real_open, calls = open, []
+
+    def failing_open(path, *args, **kwargs):
+        if ".out.tmp-" in str(path):  # a file of the new output, in the temp folder
+            calls.append(path)
+            if len(calls) == 2:  # after the first file of the new output was written
+                raise failure
+        return real_open(path, *args, **kwargs)
+
+    monkeypatch.setattr("builtins.open", failing_open)
+    if isinstance(failure, OSError):
+        assert _compile(dest) == 2
+    else:
+        with pytest.raises(KeyboardInterrupt):
+            _compile(dest)
+    monkeypatch.undo()
+    assert len(calls) >= 2
+    assert _tree(dest) == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out"]
+
+
+def test_swap_failure_restores_the_old_folder(tmp_path: Path,
+                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    dest = tmp_path / "out"
+    assert _compile(dest, "kfp") == 0
+    before = _tree(dest)
+    import os
+
+    real_rename, seen = os.rename, []
+
+    def failing_rename(src, dst):
+        seen.append((src, dst))
+        if len(seen) == 2:  # the new folder moving in
+            raise OSError(18, "Invalid cross-device link")
+        return real_rename(src, dst)
+
+    monkeypatch.setattr(os, "rename", failing_rename)
+    monkeypatch.setattr(writer, "_exchange", lambda a, b: False)  # the portable path
+    with pytest.raises(OSError):
+        writer.write_atomically(dest, [OutputFile("new.txt", "x")])
+    monkeypatch.undo()
+    assert _tree(dest) == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out"]
+
+
+def test_refuses_to_replace_a_folder_that_is_not_an_mlspec_output(tmp_path: Path) -> None:
+    (tmp_path / "mine.txt").write_text("precious")
+    with pytest.raises(UsageError, match="refusing to replace"):
+        _compile(tmp_path)
+    assert (tmp_path / "mine.txt").read_text() == "precious"
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    assert _compile(empty, "kfp") == 0
+
+
+def test_swap_replaces_the_folder_and_leaves_nothing_behind(tmp_path: Path) -> None:
+    dest = tmp_path / "out"
+    writer.write_atomically(dest, [OutputFile("a.txt", "old"), OutputFile(writer.MANIFEST, "{}")])
+    writer.write_atomically(dest, [OutputFile("b.txt", "new"), OutputFile(writer.MANIFEST, "{}")])
+    assert _tree(dest) == {"b.txt": b"new", "manifest.json": b"{}"}
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out"]
+
+
+@pytest.mark.skipif(not __import__("sys").platform.startswith("linux"), reason="Linux only")
+def test_exchange_swaps_two_folders_atomically(tmp_path: Path) -> None:
+    a, b = tmp_path / "a", tmp_path / "b"
+    a.mkdir()
+    b.mkdir()
+    (a / "x").write_text("a")
+    (b / "x").write_text("b")
+    if not writer._exchange(a, b):
+        pytest.skip("renameat2(RENAME_EXCHANGE) is not supported here")
+    assert (a / "x").read_text() == "b" and (b / "x").read_text() == "a"
