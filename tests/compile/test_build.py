@@ -7,24 +7,10 @@ from pathlib import Path
 import pytest
 
 from mlspec import targets
-from mlspec.commands.compile import compile_command
 from mlspec.compile import build
 from mlspec.errors import UsageError
 from mlspec.targets import TARGET_NAMES
-from tests.conftest import EXAMPLES, REPO, example_profiles
-
-IRIS = REPO / "examples" / "iris" / "mlproject.yaml"
-MLSPEC = REPO / ".venv" / "bin" / "mlspec"
-CASES = [(spec, profile) for spec in EXAMPLES for profile in example_profiles(spec)]
-
-
-def _tree(root: Path) -> dict[str, bytes]:
-    return {str(p.relative_to(root)): p.read_bytes()
-            for p in sorted(root.rglob("*")) if p.is_file()}
-
-
-def _compile(dest: Path, *args: str, spec: Path = IRIS) -> int:
-    return compile_command(str(spec), str(dest), list(args), None)
+from tests.commands.test_compile import IRIS, _compile, _tree
 
 
 def test_default_targets_are_the_spec_engines_plus_serving_and_monitoring() -> None:
