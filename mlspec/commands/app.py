@@ -60,6 +60,11 @@ ProfileOpt = Annotated[
     str | None, typer.Option("--profile", "-p", help="Apply this profile from the spec.")
 ]
 SpecArg = Annotated[str, typer.Argument(help="Path to mlproject.yaml.")]
+SecretEnvOpt = Annotated[
+    list[str] | None,
+    typer.Option("--secret-env", help="A Secret's data for the rehearsal: NAME=FILE (or "
+                 "NAME.env) of KEY=VALUE lines; repeatable."),
+]
 
 
 def _fail_usage(message: str) -> NoReturn:
@@ -121,11 +126,16 @@ def run(
     workdir: Annotated[
         str | None, typer.Option("--workdir", help="Where runs keep artifacts.")
     ] = None,
+    engine: Annotated[
+        str, typer.Option("--engine", help="kfp (kfp.local) or tekton (a rehearsal of the "
+                          "compiled Tekton YAML).")
+    ] = "kfp",
+    secret_env: SecretEnvOpt = None,
 ) -> None:
-    """Run the compiled KFP pipeline locally (kfp.local), with live progress."""
+    """Run the compiled pipeline locally (kfp.local, or a Tekton rehearsal), with progress."""
     from mlspec.commands.run import run_command
 
-    _exit_with(run_command, spec, profile, workdir)
+    _exit_with(run_command, spec, profile, workdir, engine=engine, secret_env=secret_env)
 
 
 @app.command()
@@ -161,17 +171,35 @@ def submit(
 @app.command()
 def serve(
     model_uri: Annotated[
-        str, typer.Argument(help="Model folder, models:/NAME@ALIAS or runs:/ID/model.")
-    ],
+        str | None, typer.Argument(help="Model folder, models:/NAME@ALIAS or runs:/ID/model.")
+    ] = None,
     host: Annotated[str, typer.Option("--host")] = "127.0.0.1",
-    port: Annotated[int, typer.Option("--port")] = 8080,
-    name: Annotated[str | None, typer.Option("--name", help="Model name in the API.")] = None,
+    port: Annotated[
+        int | None, typer.Option("--port", help="Default 8080; with --manifest, its port.")
+    ] = None,
+    name: Annotated[str | None, typer.Option("--name", help="Model name in the API; with "
+                                             "--manifest, the InferenceService.")] = None,
     tracking_uri: Annotated[str | None, typer.Option("--tracking-uri")] = None,
+    manifest: Annotated[
+        str | None, typer.Option("--manifest", help="Start this InferenceService's predictor "
+                                 "container as a local process (compiled serving/*.yaml).")
+    ] = None,
+    secret_env: SecretEnvOpt = None,
 ) -> None:
     """Serve a model: Open Inference Protocol v2, /metrics, /feedback, online drift."""
+    if manifest is not None:
+        if model_uri is not None or tracking_uri is not None:
+            _fail_usage("--manifest takes the model and its registry from the manifest")
+        from mlspec.commands.rehearsal.serving import serve_manifest
+
+        _exit_with(serve_manifest, manifest, name=name, host=host, port=port,
+                   secret_env=secret_env or [])
+    if model_uri is None or secret_env:
+        _fail_usage("give MODEL_URI (or --manifest FILE; --secret-env goes with --manifest)")
     from mlspec.runtime.serving.server import serve_command
 
-    _exit_with(serve_command, model_uri, host=host, port=port, name=name, tracking_uri=tracking_uri)
+    _exit_with(serve_command, model_uri, host=host, port=8080 if port is None else port,
+               name=name, tracking_uri=tracking_uri)
 
 
 @app.command()

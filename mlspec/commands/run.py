@@ -86,19 +86,30 @@ class _LogTee:
         return False
 
 
-def run_command(spec: str, profile: str | None, workdir: str | None) -> int:
-    """The ``mlspec run`` command: returns the exit code.
+def run_command(spec: str, profile: str | None, workdir: str | None, engine: str = "kfp",
+                secret_env: list[str] | None = None) -> int:
+    """The ``mlspec run`` command: returns the exit code. ``engine`` tekton rehearses the
+    compiled Tekton YAML instead (``mlspec.commands.rehearsal``).
 
     Raises:
-        UsageError: unknown profile, or a run folder that cannot be used.
+        UsageError: unknown profile or engine, or a run folder that cannot be used.
     """
     from mlspec.commands.checked import compile_loaded, load_checked, write_or_report
+    from mlspec.errors import UsageError
 
+    if engine not in ("kfp", "tekton"):
+        raise UsageError(f"--engine {engine}: expected kfp or tekton")
+    if secret_env and engine != "tekton":
+        raise UsageError("--secret-env applies to --engine tekton")
     loaded, refused = load_checked(spec, profile)
     if refused is not None:
         return refused
     project = loaded.project
     run_dir = Path(workdir) if workdir else default_run_dir(project.metadata.name)
+    if engine == "tekton":
+        from mlspec.commands.rehearsal.command import rehearse_spec
+
+        return rehearse_spec(loaded, spec, profile, run_dir, list(secret_env or []))
     compiled = compile_loaded(loaded, spec, ["kfp"], profile)
     if compiled is None:
         return EXIT_FAILED
