@@ -14,10 +14,14 @@ folder, with exactly the container's command and args and an environment built f
 
 Container paths: a ``PathMap`` maps the container's absolute paths that the rehearsal provides
 (``/tmp``, mounted volumes, Tekton's ``/workspace`` and ``/tekton``) into the container's
-folder. It applies to literal values in the YAML — an env value, ``workingDir``, a ``command``
-or ``args`` element that is such a path or ``NAME=`` such a path — never to text inside a
-script. A path the map does not know is left alone (it would be in the image). ``command`` and
-``args`` then get Kubernetes' ``$(VAR)`` expansion (``$$`` is a literal ``$``).
+folder. It rewrites them in the YAML's own text — ``command``, ``args``, env values,
+``workingDir`` and a step's ``script`` — wherever such a path starts a word: at the start, or
+after a space, a quote, ``=``, ``:``, ``,``, ``;``, ``(``, ``>``, ``<`` or ``|`` (so
+``--out=/tmp/x``, ``sh -c 'cat /tmp/x'`` and ``> /tekton/results/r`` map, while
+``http://h/tmp``, ``file:///tmp`` and ``$(workspaces.w.path)/tmp`` do not). This happens
+before Tekton's substitution, so the local paths substitution inserts are never rewritten. A
+path the map does not know is left alone (it would be in the image). ``command`` and ``args``
+then get Kubernetes' ``$(VAR)`` expansion (``$$`` is a literal ``$``).
 
 Pure functions build a ``ProcessSpec``; ``start``, ``run`` and ``stop`` execute it.
 """
@@ -25,6 +29,7 @@ Pure functions build a ``ProcessSpec``; ``start``, ``run`` and ``stop`` execute 
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import signal
 import stat
@@ -78,16 +83,12 @@ class PathMap:
         return None
 
     def literal(self, text: str) -> str:
-        """A YAML value: mapped when it is a mapped path, or ``NAME=`` a mapped path."""
-        mapped = self.local(text)
-        if mapped is not None:
-            return mapped
-        name, sep, rest = text.partition("=")
-        if sep and not name.startswith("/"):
-            mapped = self.local(rest)
-            if mapped is not None:
-                return f"{name}={mapped}"
-        return text
+        """The YAML's text with every mapped container path that starts a word rewritten."""
+        if not self.mounts:
+            return text
+        prefixes = "|".join(re.escape(p) for p in sorted(self.mounts, key=len, reverse=True))
+        pattern = re.compile(rf"(?:(?<=^)|(?<=[\s'\"=:,;(<>|]))({prefixes})(?=/|$|[\s'\";:,)|&<>])")
+        return pattern.sub(lambda m: str(self.mounts[m.group(1)]), text)
 
 
 def check_fields(container: Mapping[str, Any], where: str,
@@ -120,15 +121,16 @@ def expand(text: str, env: Mapping[str, str]) -> str:
 
 
 def map_literals(container: Mapping[str, Any], paths: PathMap) -> dict[str, Any]:
-    """A copy whose literal container paths are mapped: ``command`` and ``args`` elements, env
-    values and ``workingDir`` (done before any substitution, so that substituted local paths
-    are never mapped again)."""
+    """A copy whose container paths are mapped in ``command``, ``args``, env values,
+    ``workingDir`` and ``script`` (before any substitution, so that the local paths that
+    substitution inserts are never mapped again)."""
     out = dict(container)
     for key in ("command", "args"):
         if key in out:
             out[key] = [paths.literal(str(a)) for a in out[key] or []]
-    if out.get("workingDir"):
-        out["workingDir"] = paths.literal(str(out["workingDir"]))
+    for key in ("workingDir", "script"):
+        if out.get(key):
+            out[key] = paths.literal(str(out[key]))
     if out.get("env"):
         out["env"] = [dict(e, value=paths.literal(str(e["value"]))) if "value" in e else dict(e)
                       for e in out["env"]]

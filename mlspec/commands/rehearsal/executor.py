@@ -146,6 +146,11 @@ def check_pipeline_run(pr: PipelineRunSpec) -> None:
                                 f"{pipeline.name} is not bound")
     for task in pipeline.tasks + pipeline.finally_tasks:
         check_task(task.task, params)
+        given = {name for name, _ in task.params}
+        for spec in task.task.params:
+            if spec.name not in given and spec.default is NO_DEFAULT:
+                raise ManifestError(f"pipeline task {task.name}: the Task's param "
+                                    f"{spec.name!r} has no value and no default")
         _check_workspaces(task, {w.name for w in pipeline.workspaces})
         for after in task.run_after:
             if after not in dag:

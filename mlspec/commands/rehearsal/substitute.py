@@ -87,8 +87,8 @@ def references(text: str) -> list[Reference]:
     found = []
     for match in _REF.finditer(text):
         parsed = parse_path(match.group(1))
-        if parsed is None or parsed[0][0] not in ROOTS:
-            continue
+        if parsed is None or parsed[0][0] not in ROOTS or len(parsed[0]) < 2:
+            continue  # every Tekton variable has two names at least (params.x, tasks.status)
         names, index = parsed
         found.append(Reference(match.group(0), names, index, match.start(), match.end()))
     return found
