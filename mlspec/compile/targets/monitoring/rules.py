@@ -40,6 +40,9 @@ ALERT_NO_TRAFFIC = "MLSpecNoTraffic"
 ALERT_NOT_READY = "MLSpecModelNotReady"
 # Which alerts ``monitoring.alerts.retrain_on`` names.
 RETRAIN_KINDS = {"drift": ALERT_DRIFT, "performance": ALERT_PERFORMANCE}
+# The label the Prometheus Operator scopes an AlertmanagerConfig's route by (it adds a
+# ``namespace="<the object's namespace>"`` matcher to the route's top level).
+NAMESPACE_LABEL = "namespace"
 
 
 @dataclass(frozen=True)
@@ -214,10 +217,18 @@ def alert_defs(project: Project, names: Names) -> list[AlertDef]:
 
 
 def rule_labels(project: Project, alert: AlertDef) -> dict[str, str]:
-    """Labels an alert carries: severity, the project, and the retraining route's label."""
+    """Labels an alert carries: severity, the project, its namespace, and the retraining
+    route's label.
+
+    ``namespace`` is set on the rule because the expressions aggregate it away (``max by
+    (model, ...)``): without it no alert would match the namespace matcher the Prometheus
+    Operator adds to the AlertmanagerConfig's route. It is the namespace the PrometheusRule is
+    applied to, the value a Prometheus with ``enforcedNamespaceLabel: namespace`` would set too.
+    """
     labels = {
         "severity": project.monitoring.alerts.severity,
         contract.PROJECT_LABEL: project.metadata.name,
+        NAMESPACE_LABEL: project.namespace,
     }
     if alert.retrain:
         labels[contract.RETRAIN_LABEL] = "true"
