@@ -36,6 +36,9 @@ GOLDEN = REPO / "tests" / "golden" / "monitoring"
 CASES = [(spec, profile) for spec in EXAMPLES for profile in example_profiles(spec)]
 IDS = [f"{spec.parent.name}-{profile or 'base'}" for spec, profile in CASES]
 IRIS = REPO / "examples" / "iris" / "mlproject.yaml"
+# The Kubernetes objects the target writes (the rest are plain files).
+K8S_OBJECTS = ("alertmanagerconfig.yaml", "grafana-dashboard-configmap.yaml", "prometheusrule.yaml",
+               "servicemonitor.yaml")
 
 HOSTILE_FEATURES = [
     'quote"d', "back\\slash", "pipe|dot.*star", "{{ $labels.model }}", "new\nline", "ünïcode",
@@ -95,9 +98,12 @@ def test_promtool_checks_and_tests_the_rules(rendered: dict[str, Path], case_id:
 @pytest.mark.parametrize("case_id", IDS)
 def test_manifests_pass_the_upstream_crd_schemas(rendered: dict[str, Path], case_id: str) -> None:
     folder = rendered[case_id]
-    manifests = [folder / "prometheusrule.yaml", folder / "servicemonitor.yaml"]
+    manifests = [folder / name for name in K8S_OBJECTS]
+    assert all(path.is_file() for path in manifests)  # every example retrains on an alert
     result = _run(oracle("validate-manifests"), *manifests)
     assert result.returncode == 0, result.stdout + result.stderr
+    count = len(manifests)
+    assert f"{count} document(s) in {count} file(s), 0 invalid" in result.stdout + result.stderr
     crd = _run(oracle("promtool-crd"), "check", folder / "prometheusrule.yaml")
     assert crd.returncode == 0, crd.stdout + crd.stderr
 
@@ -234,8 +240,121 @@ def test_no_retraining_route_without_on_alert(tmp_path: Path) -> None:
     files = _render(spec)
     assert all(contract.RETRAIN_LABEL not in r["labels"] for r in _alerts(files).values())
     assert yaml.safe_load(files["monitoring/alertmanager.yaml"])["route"]["routes"] == []
+    assert "monitoring/alertmanagerconfig.yaml" not in files  # it would route nothing
     drift = _alerts(files)[monitoring.ALERT_DRIFT]
     assert drift["for"] == "5m" and "[2h30m]" in files["monitoring/rules.yaml"]
+
+
+# --- the AlertmanagerConfig and the dashboard ConfigMap --------------------------------------
+def _operator_config(amc: dict) -> dict:
+    """What the Prometheus Operator makes of an AlertmanagerConfig (its documented behaviour):
+    the route becomes a first-level route with ``continue: true``, its namespace matchers
+    replaced by ``namespace="<the object's namespace>"``, receiver names prefixed with
+    ``<namespace>/<name>/``; merged under a default route as an Alertmanager config."""
+    meta, spec = amc["metadata"], amc["spec"]
+    prefix = f"{meta['namespace']}/{meta['name']}/"
+    route = spec["route"]
+    matchers = [m for m in route["matchers"]
+                if not (m["name"] == "namespace" and m["matchType"] in ("=", "=~"))]
+    matchers.append({"name": "namespace", "value": meta["namespace"], "matchType": "="})
+    receivers = [{"name": prefix + r["name"],
+                  "webhook_configs": [{"url": w["url"], "send_resolved": w["sendResolved"]}
+                                      for w in r.get("webhookConfigs", [])]}
+                 for r in spec["receivers"]]
+    return {
+        "route": {"receiver": "default", "routes": [{
+            "receiver": prefix + route["receiver"],
+            "matchers": [f"{m['name']}{m['matchType']}{json.dumps(m['value'])}"
+                         for m in matchers],
+            "group_by": route["groupBy"], "group_wait": route["groupWait"],
+            "group_interval": route["groupInterval"], "repeat_interval": route["repeatInterval"],
+            "continue": True,
+        }]},
+        "receivers": [{"name": "default"}, *receivers],
+    }
+
+
+@pytest.mark.parametrize("case_id", IDS)
+def test_alertmanagerconfig_routes_exactly_the_retraining_alerts(rendered: dict[str, Path],
+                                                                  case_id: str) -> None:
+    """Every alert of the PrometheusRule, with its rule labels and the namespace label the rule
+    carries, goes through the route the Operator makes of the AlertmanagerConfig, under the real
+    Alertmanager's route matching (amtool): the retraining alerts reach the trigger, no other."""
+    folder = rendered[case_id]
+    rule = yaml.safe_load((folder / "prometheusrule.yaml").read_text())
+    amc = yaml.safe_load((folder / "alertmanagerconfig.yaml").read_text())
+    plain = yaml.safe_load((folder / "alertmanager.yaml").read_text())
+    assert (amc["apiVersion"], amc["kind"]) == ("monitoring.coreos.com/v1alpha1",
+                                                "AlertmanagerConfig")
+    assert amc["metadata"]["namespace"] == rule["metadata"]["namespace"]
+    assert amc["metadata"]["labels"] == rule["metadata"]["labels"]
+    # The same route as the plain config, plus the namespace matcher the Operator would add.
+    (sub,) = plain["route"]["routes"]
+    route = amc["spec"]["route"]
+    assert [f"{m['name']}{m['matchType']}{json.dumps(m['value'])}"
+            for m in route["matchers"]] == [*sub["matchers"],
+                                            f'namespace="{rule["metadata"]["namespace"]}"']
+    assert (route["groupBy"], route["groupWait"], route["groupInterval"],
+            route["repeatInterval"]) == (sub["group_by"], sub["group_wait"],
+                                         sub["group_interval"], sub["repeat_interval"])
+    (receiver,) = amc["spec"]["receivers"]
+    assert receiver["name"] == route["receiver"] == sub["receiver"]
+    plain_receiver = next(r for r in plain["receivers"] if r["name"] == sub["receiver"])
+    assert receiver["webhookConfigs"] == [{"url": plain_receiver["webhook_configs"][0]["url"],
+                                           "sendResolved": False}]
+
+    config = folder.parent / "operator-alertmanager.yaml"
+    config.write_text(yaml.safe_dump(_operator_config(amc)))
+    amtool = program("amtool")
+    check = _run(amtool, "check-config", config)
+    assert check.returncode == 0, check.stdout + check.stderr
+    alerts = [r for g in rule["spec"]["groups"] for r in g["rules"] if "alert" in r]
+    assert alerts
+    trigger = _operator_config(amc)["route"]["routes"][0]["receiver"]
+    for alert in alerts:
+        labels = {"alertname": alert["alert"], **alert["labels"]}
+        # The Operator's namespace matcher only matches because the rule sets the label.
+        assert labels["namespace"] == rule["metadata"]["namespace"]
+        routed = _run(amtool, "config", "routes", "test", f"--config.file={config}",
+                      *(f"{k}={v}" for k, v in sorted(labels.items())))
+        assert routed.returncode == 0, routed.stdout + routed.stderr
+        expected = trigger if alert["labels"].get(contract.RETRAIN_LABEL) == "true" else "default"
+        assert routed.stdout.strip() == expected, alert["alert"]
+    # An alert of the same project from another namespace (another profile) stays out.
+    retrain = next(a for a in alerts if a["labels"].get(contract.RETRAIN_LABEL))
+    elsewhere = {**retrain["labels"], "namespace": "elsewhere"}
+    routed = _run(amtool, "config", "routes", "test", f"--config.file={config}",
+                  *(f"{k}={v}" for k, v in sorted(elsewhere.items())))
+    assert routed.stdout.strip() == "default"
+
+
+@pytest.mark.parametrize("case_id", IDS)
+def test_dashboard_configmap_holds_the_dashboard(rendered: dict[str, Path], case_id: str) -> None:
+    folder = rendered[case_id]
+    configmap = yaml.safe_load((folder / "grafana-dashboard-configmap.yaml").read_text())
+    rule = yaml.safe_load((folder / "prometheusrule.yaml").read_text())
+    name = rule["metadata"]["labels"]["app.kubernetes.io/name"]
+    assert (configmap["apiVersion"], configmap["kind"]) == ("v1", "ConfigMap")
+    assert configmap["metadata"]["namespace"] == rule["metadata"]["namespace"]
+    assert configmap["metadata"]["labels"] == {**rule["metadata"]["labels"],
+                                               "grafana_dashboard": "1"}
+    assert list(configmap["data"]) == [f"{name}.json"]
+    text = (folder / "grafana-dashboard.json").read_text(encoding="utf-8")
+    assert configmap["data"][f"{name}.json"] == text  # the same bytes, not only the same JSON
+    assert json.loads(configmap["data"][f"{name}.json"]) == json.loads(text)
+    # Written as a literal block, so the dashboard reads (and diffs) line for line.
+    assert f"  {name}.json: |\n" in (folder / "grafana-dashboard-configmap.yaml").read_text()
+
+
+def test_dashboard_configmap_of_hostile_feature_names_holds_the_dashboard(tmp_path: Path) -> None:
+    files = _render(_hostile_spec(tmp_path))
+    configmap = yaml.safe_load(files["monitoring/grafana-dashboard-configmap.yaml"])
+    assert set(configmap) == {"apiVersion", "kind", "metadata", "data"}
+    (text,) = configmap["data"].values()
+    assert text == files["monitoring/grafana-dashboard.json"]
+    folder = _write(files, tmp_path / "out")
+    result = _run(oracle("validate-manifests"), *(folder / name for name in K8S_OBJECTS))
+    assert result.returncode == 0, result.stdout + result.stderr
 
 
 def test_performance_alert_for_a_lower_is_better_metric(tmp_path: Path) -> None:

@@ -8,7 +8,14 @@ Writes, under ``monitoring/``:
   series that must not make it fire;
 - ``servicemonitor.yaml``: scrapes the InferenceService's predictor;
 - ``grafana-dashboard.json``: traffic, latency, errors, drift per feature, performance;
-- ``alertmanager.yaml``: a route that sends the retraining alerts to the retraining trigger.
+- ``grafana-dashboard-configmap.yaml``: the same dashboard in a ConfigMap for Grafana's sidecar;
+- ``alertmanager.yaml``: a plain Alertmanager config whose route sends the retraining alerts to
+  the retraining trigger (not a Kubernetes object);
+- ``alertmanagerconfig.yaml``: the same route as a ``monitoring.coreos.com/v1alpha1``
+  AlertmanagerConfig (only when an alert retrains).
+
+The Kubernetes objects (PrometheusRule, ServiceMonitor, ConfigMap, AlertmanagerConfig) are what
+``kustomization.yaml`` lists; the plain files are for set-ups without the Operator or the sidecar.
 
 Every metric name comes from :mod:`mlspec.contract`. Spec values that reach PromQL go through
 :func:`~mlspec.compile.promql.promql_string` (and :func:`~mlspec.compile.promql.regex_literal`
@@ -22,15 +29,14 @@ The modules, each importing only those listed before it:
 - :mod:`.rules`: recording rules, the alerts and their rule groups;
 - :mod:`.promtool`: the promtool unit tests of those alerts;
 - :mod:`.manifests`: the PrometheusRule and the ServiceMonitor;
-- :mod:`.grafana`: the dashboard;
-- :mod:`.alertmanager`: the retraining route.
+- :mod:`.grafana`: the dashboard and its ConfigMap;
+- :mod:`.alertmanager`: the retraining route, as a plain config and as an AlertmanagerConfig.
 
 This module only serializes them: :func:`render` is the target's one entry point.
 """
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 import yaml
@@ -38,8 +44,15 @@ import yaml
 from mlspec.compile.context import RenderContext
 from mlspec.compile.graph import PipelineGraph
 from mlspec.compile.targets import OutputFile
-from mlspec.compile.targets.monitoring.alertmanager import alertmanager_config
-from mlspec.compile.targets.monitoring.grafana import dashboard
+from mlspec.compile.targets.monitoring.alertmanager import (
+    alertmanager_config,
+    alertmanager_config_object,
+)
+from mlspec.compile.targets.monitoring.grafana import (
+    BlockText,
+    dashboard_configmap,
+    dashboard_json,
+)
 from mlspec.compile.targets.monitoring.manifests import prometheus_rule, service_monitor
 from mlspec.compile.targets.monitoring.promtool import rule_tests
 from mlspec.compile.targets.monitoring.queries import (
@@ -83,6 +96,14 @@ class _Dumper(yaml.SafeDumper):
     """Safe dumper that never wraps long strings (PromQL reads better on one line)."""
 
 
+def _block_text(dumper: yaml.SafeDumper, text: BlockText) -> yaml.ScalarNode:
+    # The library falls back to a quoted scalar where a literal block cannot hold the text.
+    return dumper.represent_scalar("tag:yaml.org,2002:str", str(text), style="|")
+
+
+_Dumper.add_representer(BlockText, _block_text)
+
+
 def dump_yaml(data: Any) -> str:
     """YAML with sorted keys, written by the library (so no spec value can add a key)."""
     return HEADER + yaml.dump(
@@ -98,14 +119,18 @@ def dump_yaml(data: Any) -> str:
 def render(project: Project, graph: PipelineGraph, ctx: RenderContext) -> list[OutputFile]:
     """Every monitoring file for ``project`` (``graph`` is not needed: monitoring is per model)."""
     del graph
-    return [
+    dashboard = dashboard_json(project)
+    files = [
         OutputFile(f"{OUT}/alertmanager.yaml", dump_yaml(alertmanager_config(project, ctx))),
-        OutputFile(
-            f"{OUT}/grafana-dashboard.json",
-            json.dumps(dashboard(project), indent=2, sort_keys=True, ensure_ascii=False) + "\n",
-        ),
+        OutputFile(f"{OUT}/grafana-dashboard.json", dashboard),
+        OutputFile(f"{OUT}/grafana-dashboard-configmap.yaml",
+                   dump_yaml(dashboard_configmap(project, dashboard))),
         OutputFile(f"{OUT}/prometheusrule.yaml", dump_yaml(prometheus_rule(project))),
         OutputFile(f"{OUT}/rules.test.yaml", dump_yaml(rule_tests(project))),
         OutputFile(f"{OUT}/rules.yaml", dump_yaml({"groups": rule_groups(project)})),
         OutputFile(f"{OUT}/servicemonitor.yaml", dump_yaml(service_monitor(project, ctx))),
     ]
+    route = alertmanager_config_object(project, ctx)
+    if route is not None:
+        files.append(OutputFile(f"{OUT}/alertmanagerconfig.yaml", dump_yaml(route)))
+    return sorted(files, key=lambda f: f.path)

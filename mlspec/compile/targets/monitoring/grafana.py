@@ -1,22 +1,40 @@
-"""The Grafana dashboard (``grafana-dashboard.json``): traffic, latency, errors, predictions,
-drift per feature, performance from feedback, and the versions being served.
+"""The Grafana dashboard: traffic, latency, errors, predictions, drift per feature, performance
+from feedback, and the versions being served.
 
 Its panels read the same recording rules and selectors as the alerts (from
 :mod:`~mlspec.compile.targets.monitoring.queries`), and draw the spec's thresholds as lines, so
 what an operator sees is what the alerts test.
+
+One dashboard, two files: ``grafana-dashboard.json`` (the JSON model, to import by hand or
+provision from a file) and ``grafana-dashboard-configmap.yaml``, a ConfigMap holding the very
+same text under ``<name>.json`` and labelled ``grafana_dashboard: "1"``, which Grafana's
+dashboard sidecar (the Grafana Helm chart's and kube-prometheus-stack's) loads when it watches
+the namespace.
 """
 
 from __future__ import annotations
 
 import hashlib
+import json
 from typing import Any
 
 from mlspec import contract
-from mlspec.compile.targets.monitoring.queries import model_matcher, names_for, selector
+from mlspec.compile.targets.monitoring.queries import (
+    k8s_labels,
+    model_matcher,
+    names_for,
+    selector,
+)
 from mlspec.spec.models import Project
 
 DATASOURCE = {"type": "prometheus", "uid": "${datasource}"}
 GRAFANA_SCHEMA_VERSION = 39
+# The label (and value) the Grafana sidecar looks for on ConfigMaps by default.
+SIDECAR_LABEL, SIDECAR_VALUE = "grafana_dashboard", "1"
+
+
+class BlockText(str):
+    """Text the YAML writer emits as a literal block (``|``), line for line, when it can."""
 
 
 def _panel(
@@ -202,4 +220,24 @@ def dashboard(project: Project) -> dict[str, Any]:
             ]
         },
         "panels": panels,
+    }
+
+
+def dashboard_json(project: Project) -> str:
+    """The dashboard as written: sorted keys, two-space indent, UTF-8, one final newline."""
+    return json.dumps(dashboard(project), indent=2, sort_keys=True, ensure_ascii=False) + "\n"
+
+
+def dashboard_configmap(project: Project, text: str) -> dict[str, Any]:
+    """A ConfigMap for Grafana's sidecar holding the dashboard ``text`` under ``<name>.json``."""
+    name = project.metadata.name
+    return {
+        "apiVersion": "v1",
+        "kind": "ConfigMap",
+        "metadata": {
+            "name": f"{name}-dashboard",
+            "namespace": project.namespace,
+            "labels": {**k8s_labels(project), SIDECAR_LABEL: SIDECAR_VALUE},
+        },
+        "data": {f"{name}.json": BlockText(text)},
     }

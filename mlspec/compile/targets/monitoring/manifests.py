@@ -9,15 +9,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from mlspec import contract, k8s
+from mlspec import contract
 from mlspec.compile.context import RenderContext
+from mlspec.compile.targets.monitoring.queries import k8s_labels
 from mlspec.compile.targets.monitoring.rules import rule_groups
 from mlspec.spec.models import Project
-
-
-def _k8s_labels(project: Project) -> dict[str, str]:
-    return k8s.standard_labels(project.metadata.name, project.metadata.labels,
-                               {"app.kubernetes.io/component": "monitoring"})
 
 
 def prometheus_rule(project: Project) -> dict[str, Any]:
@@ -27,7 +23,7 @@ def prometheus_rule(project: Project) -> dict[str, Any]:
         "metadata": {
             "name": f"{project.metadata.name}-mlspec",
             "namespace": project.namespace,
-            "labels": _k8s_labels(project),
+            "labels": k8s_labels(project),
         },
         "spec": {"groups": rule_groups(project)},
     }
@@ -45,7 +41,7 @@ def service_monitor(project: Project, ctx: RenderContext) -> dict[str, Any]:
         "metadata": {
             "name": f"{project.metadata.name}-predictor",
             "namespace": project.namespace,
-            "labels": _k8s_labels(project),
+            "labels": k8s_labels(project),
         },
         "spec": {
             "namespaceSelector": {"matchNames": [project.namespace]},

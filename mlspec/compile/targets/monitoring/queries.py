@@ -1,4 +1,5 @@
-"""The PromQL vocabulary every monitoring file shares: windows, durations, selectors, names.
+"""The PromQL vocabulary every monitoring file shares: windows, durations, selectors, names
+(and the labels of the target's Kubernetes objects).
 
 Rules, promtool tests and the dashboard must agree on every recording-rule name, window and
 label matcher, so they are made here once, in the lowest module of the package. Spec values
@@ -11,7 +12,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from mlspec import contract
+from mlspec import contract, k8s
 from mlspec.compile.promql import promql_string, regex_literal
 from mlspec.spec.models import Project
 
@@ -134,3 +135,10 @@ def perf_selector(project: Project, metric: str) -> str:
     perf = project.monitoring.performance
     assert perf is not None
     return selector(metric, [model_matcher(project), ("metric", "=", perf.metric)])
+
+
+# --- Kubernetes objects -----------------------------------------------------------------------
+def k8s_labels(project: Project) -> dict[str, str]:
+    """The labels of every Kubernetes object the monitoring target writes."""
+    return k8s.standard_labels(project.metadata.name, project.metadata.labels,
+                               {"app.kubernetes.io/component": "monitoring"})
