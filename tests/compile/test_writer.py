@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -11,6 +12,7 @@ from mlspec.compile import writer
 from mlspec.compile.targets import OutputFile
 from mlspec.errors import UsageError
 from tests.commands.test_compile import _compile, _tree
+from tests.conftest import EXAMPLES, oracle
 
 
 def test_unit_kustomization_filter() -> None:
@@ -21,6 +23,49 @@ def test_unit_kustomization_filter() -> None:
              OutputFile("a/dash.json", '{"kind": "x"}')]
     doc = yaml.safe_load(writer.kustomization(files))
     assert doc["resources"] == ["a/obj.yaml"]
+
+
+def test_unit_a_plain_alertmanager_config_is_no_resource_its_crd_form_is() -> None:
+    files = [OutputFile("m/alertmanager.yaml",
+                        "route: {receiver: default}\nreceivers: [{name: default}]\n"),
+             OutputFile("m/alertmanagerconfig.yaml",
+                        "apiVersion: monitoring.coreos.com/v1alpha1\nkind: AlertmanagerConfig\n"
+                        "metadata: {name: x, namespace: n}\nspec: {}\n")]
+    assert yaml.safe_load(writer.kustomization(files))["resources"] == ["m/alertmanagerconfig.yaml"]
+
+
+def _resources(dest: Path) -> list[str]:
+    return yaml.safe_load((dest / writer.KUSTOMIZATION).read_text())["resources"]
+
+
+@pytest.mark.parametrize("spec", EXAMPLES, ids=[s.parent.name for s in EXAMPLES])
+def test_every_kustomization_resource_passes_validate_manifests(tmp_path: Path,
+                                                                spec: Path) -> None:
+    """What ``kubectl apply -k`` applies is exactly the listed files: each must be an object
+    the upstream schemas (core Kubernetes, and the CRDs) accept."""
+    check = oracle("validate-manifests")
+    dest = tmp_path / "out"
+    assert _compile(dest, spec=spec) == 0
+    resources = _resources(dest)
+    assert resources and all((dest / r).is_file() for r in resources)
+    done = subprocess.run([str(check), *(str(dest / r) for r in resources)],
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert f"in {len(resources)} file(s), 0 invalid" in done.stdout + done.stderr
+    # The monitoring target's objects are there; its plain files are not.
+    monitoring = {r for r in resources if r.startswith("monitoring/")}
+    assert monitoring == {"monitoring/alertmanagerconfig.yaml",
+                          "monitoring/grafana-dashboard-configmap.yaml",
+                          "monitoring/prometheusrule.yaml", "monitoring/servicemonitor.yaml"}
+
+
+@pytest.mark.parametrize("spec", EXAMPLES, ids=[s.parent.name for s in EXAMPLES])
+def test_promtool_and_plain_files_are_no_resources(tmp_path: Path, spec: Path) -> None:
+    dest = tmp_path / "out"
+    assert _compile(dest, "monitoring", spec=spec) == 0
+    for plain in ("rules.yaml", "rules.test.yaml", "alertmanager.yaml", "grafana-dashboard.json"):
+        assert (dest / "monitoring" / plain).is_file()
+        assert f"monitoring/{plain}" not in _resources(dest)
 
 
 @pytest.mark.parametrize("failure", [OSError(28, "No space left on device"), KeyboardInterrupt()])
