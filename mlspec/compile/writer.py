@@ -50,8 +50,11 @@ def is_kubernetes_manifest(f: OutputFile) -> bool:
     """True for YAML whose every document is an object ``kubectl apply`` can apply:
     ``apiVersion``, ``kind`` and ``metadata.name``.
 
-    KFP IR, plain Prometheus rule files and promtool tests have no ``kind``; a PipelineRun with
+    KFP IR, plain Prometheus rule files, promtool tests and the plain Alertmanager config have
+    no ``kind``, and JSON (the Grafana dashboard) is not listed; a PipelineRun with
     ``generateName`` is for ``kubectl create`` (each create a new run), so they all stay out.
+    A renderer makes a file a resource by writing it as such an object (the monitoring target's
+    AlertmanagerConfig and dashboard ConfigMap), not by a flag.
     """
     import yaml
 
