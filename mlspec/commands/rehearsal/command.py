@@ -196,7 +196,7 @@ def _failure_lines(state: TaskState) -> list[str]:
 
 def print_report(console, summary: dict[str, Any], project) -> None:
     """The PipelineRun's status and results, then ``mlspec run``'s summary."""
-    from mlspec.commands.run import print_summary
+    from mlspec.commands.summary import print_summary
 
     tekton = summary["tekton"]
     colour = "green" if tekton["status"] in ("Succeeded", "Completed") else "red"
