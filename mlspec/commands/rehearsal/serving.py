@@ -213,7 +213,7 @@ def _run(spec: ctr.ProcessSpec, folder: Path, ready_url: str | None, port: int,
         tail.join(timeout=2)
     if stopped_by_us:
         return EXIT_OK
-    print(f"the container exited with code {process.returncode}", file=sys.stderr)
+    print(f"\nthe container exited with code {process.returncode}", file=sys.stderr)
     return EXIT_OK if process.returncode == 0 else EXIT_FAILED
 
 
