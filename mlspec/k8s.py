@@ -15,6 +15,9 @@ from typing import Any
 
 MANAGED_BY = "mlspec"
 PREFIX = "mlspec.dev/"  # mlspec's own label and annotation keys
+# The UID and GID every generated container runs as; the runtime image's USER (Containerfile)
+# is the same number, so files the image holds and files the pod writes have one owner.
+RUN_AS = 65532
 
 # Kubernetes label names and values (k8s.io/apimachinery validation: 63 characters,
 # alphanumerics, '-', '_', '.', starting and ending with an alphanumeric).

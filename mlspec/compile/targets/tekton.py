@@ -51,9 +51,9 @@ SPEC_FILE = "spec.json"
 ENGINE = "tekton"  # its record in mlspec.targets (whose alert_webhook is the EventListener URL)
 EL_PORT = 8080  # Tekton Triggers' EventListener port (also in the registry's alert_webhook)
 GPU_RESOURCE = "nvidia.com/gpu"
-# Pod Security "restricted" wants a non-root user; a fixed one (distroless "nonroot") also owns
-# the per-run PVC through fsGroup, so every step can write the artifacts of the previous ones.
-RUN_AS = 65532
+# Pod Security "restricted" wants a non-root user; a fixed one (k8s.RUN_AS, the image's USER)
+# also owns the per-run PVC through fsGroup, so every step can write the previous ones' artifacts.
+RUN_AS = k8s.RUN_AS
 CURL_IMAGE = "docker.io/curlimages/curl:8.11.1"
 WORKSPACE_SIZE = "1Gi"
 SCHEDULE_HEADER = "X-Mlspec-Trigger"
