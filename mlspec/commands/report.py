@@ -10,12 +10,15 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import sys
+from collections.abc import Collection
 from typing import Any, TextIO
 
 from mlspec.errors import Diagnostic, Severity
 from mlspec.lint import FileResult
 from mlspec.lint.codes import describe
+from mlspec.lint.secrets import SECRET_CODE
 
 FORMATS = ("text", "json", "sarif", "github")
 SARIF_SCHEMA = "https://json.schemastore.org/sarif-2.1.0.json"
@@ -62,18 +65,34 @@ def _text_diagnostic(result: FileResult, d: Diagnostic) -> list[list[Segment]]:
                                  (d.message, None)]]
     if d.hint:
         out.append([("  hint: ", "hint"), (d.hint, "hint")])
-    out.extend(_code_frame(result.lines, d.line, d.column))
+    secrets = {s.line for s in result.diagnostics if s.code == SECRET_CODE}
+    out.extend(_code_frame(result.lines, d.line, d.column, secrets))
     return out
 
 
-def _code_frame(lines: list[str], line: int | None, column: int | None) -> list[list[Segment]]:
-    """The line before and the line of the diagnostic, numbered, with a caret at the column."""
+# A YAML line's key part (indent, list dash, key, colon): what a redacted line keeps.
+_KEY_PART = re.compile(r"\s*(?:-\s+)?(?:[^:#'\"\s][^:#]*|'[^']*'|\"[^\"]*\"):(?=\s|$)")
+
+
+def redact(text: str) -> str:
+    """A line holding a credential, as the code frame shows it: its key, never its value."""
+    key = _KEY_PART.match(text)
+    kept = key.group(0) if key else text[:len(text) - len(text.lstrip())]
+    return f"{kept} <redacted>"
+
+
+def _code_frame(lines: list[str], line: int | None, column: int | None,
+                secrets: Collection[int | None] = ()) -> list[list[Segment]]:
+    """The line before and the line of the diagnostic, numbered, with a caret at the column; a
+    line where MLS233 found a credential shows its key only (CI logs are read by many)."""
     if not line or not lines or line > len(lines):
         return []
     width = len(str(line))
     frame: list[list[Segment]] = []
     for number in range(max(1, line - 1), line + 1):
         text = lines[number - 1][:200].replace("\t", " ")
+        if number in secrets:
+            text = redact(text)
         marker = ">" if number == line else " "
         frame.append([(f"  {marker} {number:>{width}} | ", "frame"), (text, None)])
     caret = " " * (max(column or 1, 1) - 1) + "^"

@@ -8,6 +8,7 @@ from mlspec.lint import (
     monitoring,
     profiles,
     registry,
+    secrets,
     serving,
     targets,
     triggers,
@@ -50,6 +51,9 @@ RULES: tuple[Rule, ...] = (
     # registry
     registry.alias_overwrites_champion,
     registry.unknown_tracking_scheme,
+    registry.file_registry_on_cluster,
+    # credentials
+    secrets.secret_in_spec,
     # serving
     serving.traffic_percent_range,
     serving.replicas_min_above_max,

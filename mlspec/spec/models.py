@@ -26,6 +26,9 @@ DURATION = r"^([0-9]+(ms|s|m|h|d|w|y))+$"
 IDENTIFIER = r"^[A-Za-z_][A-Za-z0-9_]*$"
 
 DnsLabel = Annotated[str, StringConstraints(pattern=DNS_LABEL, max_length=63)]
+# A Secret's name (a DNS subdomain): the spec names Secrets, it never holds their values.
+DNS_SUBDOMAIN = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$"
+SecretName = Annotated[str, StringConstraints(pattern=DNS_SUBDOMAIN, max_length=253)]
 Quantity = Annotated[str, StringConstraints(pattern=QUANTITY)]
 Duration = Annotated[str, StringConstraints(pattern=DURATION)]
 Identifier = Annotated[str, StringConstraints(pattern=IDENTIFIER, max_length=128)]
@@ -103,6 +106,12 @@ class Source(SpecModel):
     )
     format: DataFormat | None = Field(
         default=None, description="Inferred from the uri when omitted."
+    )
+    credentials_secret: SecretName | None = Field(
+        default=None,
+        description="A Secret in the namespace whose keys (AWS_ACCESS_KEY_ID, "
+        "AWS_SECRET_ACCESS_KEY, ...) the steps that read the data source get as environment "
+        "variables (envFrom).",
     )
 
 
@@ -218,14 +227,22 @@ class Validation(SpecModel):
 
 # --- registry ---------------------------------------------------------------------------------
 class Registry(SpecModel):
-    tracking_uri: Annotated[str, StringConstraints(min_length=1, max_length=2048)] = (
-        "sqlite:///mlruns.db"
+    tracking_uri: Annotated[str, StringConstraints(min_length=1, max_length=2048)] = Field(
+        default="sqlite:///mlruns.db",
+        description="sqlite:///FILE on a laptop (mlspec run); on a cluster the http(s):// URL of "
+        "an MLflow tracking server with proxied artifact storage.",
     )
     model_name: (
         Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$", max_length=256)]
         | None
     ) = None
     alias: Identifier = "staging"
+    credentials_secret: SecretName | None = Field(
+        default=None,
+        description="A Secret in the namespace whose keys (MLFLOW_TRACKING_TOKEN or "
+        "MLFLOW_TRACKING_USERNAME/PASSWORD, AWS_* for the artifact store) every step that talks "
+        "to the registry and the model server get as environment variables (envFrom).",
+    )
 
 
 # --- serving ----------------------------------------------------------------------------------
