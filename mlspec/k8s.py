@@ -19,6 +19,18 @@ PREFIX = "mlspec.dev/"  # mlspec's own label and annotation keys
 # is the same number, so files the image holds and files the pod writes have one owner.
 RUN_AS = 65532
 
+# The environment variables a credentials Secret may hold, by what it opens. Kubernetes passes a
+# Secret's keys whole (``envFrom``); KFP can only map named keys, so it maps these (optional).
+REGISTRY_SECRET_KEYS = (
+    "MLFLOW_TRACKING_TOKEN", "MLFLOW_TRACKING_USERNAME", "MLFLOW_TRACKING_PASSWORD",
+    # the artifact store, when the tracking server does not proxy artifacts
+    "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "MLFLOW_S3_ENDPOINT_URL",
+)
+DATA_SECRET_KEYS = (
+    "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_ENDPOINT_URL",
+    "AWS_DEFAULT_REGION",
+)
+
 # Kubernetes label names and values (k8s.io/apimachinery validation: 63 characters,
 # alphanumerics, '-', '_', '.', starting and ending with an alphanumeric).
 _LABEL_NAME = re.compile(r"^[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$")

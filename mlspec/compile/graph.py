@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from mlspec import k8s
 from mlspec.spec.models import Project
 
 # Artifact kinds decide how a backend moves them: datasets and models are files or folders,
@@ -35,6 +36,15 @@ class Input:
 
 
 @dataclass(frozen=True)
+class SecretEnv:
+    """A Secret whose keys a step gets as environment variables; ``keys`` are the ones mlspec's
+    runtime reads (for backends that can only map named keys)."""
+
+    name: str
+    keys: tuple[str, ...]
+
+
+@dataclass(frozen=True)
 class Resources:
     cpu: str
     memory: str
@@ -57,6 +67,8 @@ class Step:
     cacheable: bool = True
     # Only run when this step's VALUE output equals "true" (the gate's decision).
     run_if: tuple[str, str] | None = None
+    # Credentials, only ever as Secret references (registry.credentials_secret and so on).
+    secrets: tuple[SecretEnv, ...] = ()
 
     def output(self, name: str) -> Artifact:
         for artifact in self.outputs:
@@ -90,6 +102,10 @@ class PipelineGraph:
 
 
 DEFAULT_IMAGE_REPO = "ghcr.io/mlspec/mlspec-runtime"
+# The steps that talk to the registry (evaluate and the gate look the champion up) and the one
+# that reads the data source; they alone get the matching credentials.
+REGISTRY_STEPS = ("evaluate", "gate", "register")
+SOURCE_STEPS = ("ingest",)
 
 # The step table: (name, description, inputs, outputs, retries, cacheable). Inputs are
 # (input name, producing step, output name). Kept as data so backends and docs read one source.
@@ -197,6 +213,7 @@ def build_graph(project: Project) -> PipelineGraph:
                 retries=retries,
                 cacheable=cacheable and not (name == "evaluate" and evaluate_reads_registry),
                 run_if=("gate", "passed") if name == "register" else None,
+                secrets=step_secrets(project, name),
             )
         )
     return PipelineGraph(
@@ -208,6 +225,16 @@ def build_graph(project: Project) -> PipelineGraph:
         steps=tuple(steps),
         labels=tuple(sorted(project.metadata.labels.items())),
     )
+
+
+def step_secrets(project: Project, step: str) -> tuple[SecretEnv, ...]:
+    """The credentials Secrets step ``step`` gets: the data source's, the registry's."""
+    wanted = []
+    if step in SOURCE_STEPS and project.data.source.credentials_secret:
+        wanted.append(SecretEnv(project.data.source.credentials_secret, k8s.DATA_SECRET_KEYS))
+    if step in REGISTRY_STEPS and project.registry.credentials_secret:
+        wanted.append(SecretEnv(project.registry.credentials_secret, k8s.REGISTRY_SECRET_KEYS))
+    return tuple(wanted)
 
 
 def resolved_spec(project: Project) -> dict:

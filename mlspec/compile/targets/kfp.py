@@ -194,12 +194,13 @@ def _configure(task: Any, step: Step) -> Any:
 
 
 def kubernetes_config(step: Step) -> dict[str, Any]:
-    """The task's kfp-kubernetes platform config (node selector, tolerations, timeout).
+    """The task's kfp-kubernetes platform config (node selector, tolerations, timeout, Secrets
+    as env).
 
-    This is exactly the JSON that ``kfp.kubernetes.add_node_selector``, ``add_toleration`` and
-    ``set_timeout`` store in ``task.platform_config["kubernetes"]`` (a test compares the two),
-    written directly because importing ``kfp.kubernetes`` loads the whole Kubernetes client,
-    which more than doubles the time of a compile.
+    This is exactly the JSON that ``kfp.kubernetes.add_node_selector``, ``add_toleration``,
+    ``set_timeout`` and ``use_secret_as_env`` store in ``task.platform_config["kubernetes"]``
+    (a test compares the two), written directly because importing ``kfp.kubernetes`` loads the
+    whole Kubernetes client, which more than doubles the time of a compile.
     """
     config: dict[str, Any] = {}
     res = step.resources
@@ -209,6 +210,15 @@ def kubernetes_config(step: Step) -> dict[str, Any]:
         config["tolerations"] = [dict(t) for t in res.tolerations]
     if step.timeout_seconds:
         config["activeDeadlineSeconds"] = str(step.timeout_seconds)  # int64 -> JSON string
+    if step.secrets:
+        # use_secret_as_env(task, name, {key: key}, optional=True): a Secret may hold only some
+        # of the keys (a token, or a user name and password).
+        config["secretAsEnv"] = [
+            {"secretName": secret.name,
+             "keyToEnv": [{"secretKey": key, "envVar": key} for key in secret.keys],
+             "optional": True,
+             "secretNameParameter": {"runtimeValue": {"constant": secret.name}}}
+            for secret in step.secrets]
     return config
 
 

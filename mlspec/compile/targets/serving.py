@@ -117,6 +117,9 @@ def _container(project: Project, alias: str) -> dict:
     resources = project.serving.resources
     probe = {"httpGet": {"path": "", "port": contract.SERVER_PORT}, "periodSeconds": 10,
              "timeoutSeconds": 2, "failureThreshold": 3}
+    secret = project.registry.credentials_secret
+    # The registry's credentials as a Secret reference: the server loads its model over HTTP.
+    env_from = {"envFrom": [{"secretRef": {"name": secret}}]} if secret else {}
     return {
         "name": "kserve-container",
         "image": runtime_image(project),
@@ -127,6 +130,7 @@ def _container(project: Project, alias: str) -> dict:
             {"name": "HOME", "value": "/tmp"},
             {"name": "TMPDIR", "value": "/tmp"},
         ],
+        **env_from,
         "ports": [{"containerPort": contract.SERVER_PORT, "name": "http1", "protocol": "TCP"}],
         "readinessProbe": {**probe, "httpGet": {"path": "/v2/health/ready",
                                                 "port": contract.SERVER_PORT},
@@ -141,6 +145,9 @@ def _container(project: Project, alias: str) -> dict:
             "capabilities": {"drop": ["ALL"]},
             "readOnlyRootFilesystem": True,
             "runAsNonRoot": True,
+            # The runtime image's user (Containerfile), as the pipeline steps run.
+            "runAsUser": k8s.RUN_AS,
+            "runAsGroup": k8s.RUN_AS,
             "seccompProfile": {"type": "RuntimeDefault"},
         },
         "volumeMounts": [{"name": "tmp", "mountPath": "/tmp"}],
@@ -165,7 +172,8 @@ def inference_service(project: Project, name: str, alias: str, role: str,
         "maxReplicas": replicas.max,
         **SCALING[project.serving.deployment_mode](project),
         "containers": [_container(project, alias)],
-        "securityContext": {"runAsNonRoot": True, "seccompProfile": {"type": "RuntimeDefault"}},
+        "securityContext": {"runAsNonRoot": True, "runAsUser": k8s.RUN_AS,
+                            "runAsGroup": k8s.RUN_AS, "seccompProfile": {"type": "RuntimeDefault"}},
         "volumes": [{"name": "tmp", "emptyDir": {}}],
     }
     if canary_percent is not None:

@@ -336,6 +336,7 @@ def _task(graph: PipelineGraph, step: Step, names: Names) -> dict[str, Any]:
         "timeout": _duration(step.timeout_seconds),
         "when": when,
         "placement": _pod_placement(step),
+        "secrets": [secret.name for secret in step.secrets],
     }
 
 

@@ -171,14 +171,16 @@ def test_a_data_uri_with_a_line_break_is_refused(uri: str) -> None:
 def test_kubernetes_config_is_what_kfp_kubernetes_writes() -> None:
     from kfp import dsl, kubernetes
 
-    from mlspec.compile.graph import Resources, Step
+    from mlspec.compile.graph import Resources, SecretEnv, Step
     from mlspec.compile.targets.kfp import kubernetes_config
 
+    secrets = (SecretEnv("data-reader", ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY")),
+               SecretEnv("mlflow-credentials", ("MLFLOW_TRACKING_TOKEN",)))
     step = Step("train", "d", (), (), Resources(
         cpu="1", memory="1Gi", node_selector=(("disk", "ssd"), ("pool", "gpu")),
         tolerations=((("effect", "NoSchedule"), ("key", "dedicated"), ("operator", "Equal"),
                       ("value", "ml")), (("key", "nvidia.com/gpu"), ("operator", "Exists")))),
-        timeout_seconds=1800)
+        timeout_seconds=1800, secrets=secrets)
 
     # No annotations: this module's `from __future__ import annotations` would make them strings.
     @dsl.component(base_image="python:3.11")
@@ -194,6 +196,9 @@ def test_kubernetes_config_is_what_kfp_kubernetes_writes() -> None:
                                   effect="NoSchedule")
         kubernetes.add_toleration(task, key="nvidia.com/gpu", operator="Exists")
         kubernetes.set_timeout(task, 1800)
+        for secret in secrets:
+            kubernetes.use_secret_as_env(task, secret.name, {k: k for k in secret.keys},
+                                         optional=True)
         assert task.platform_config["kubernetes"] == kubernetes_config(step)
 
     assert pipeline.platform_spec  # the pipeline body (and its assert) ran
