@@ -21,11 +21,12 @@ EXIT_OK, EXIT_INVALID, EXIT_USAGE = 0, 1, 2
 PREVIOUS_SPEC_ENV = "MLSPEC_PREVIOUS_SPEC"
 
 
-def load_checked(spec: str, profile: str | None, strict: bool = False):
+def load_checked(spec: str, profile: str | None, strict: bool = False, local: bool = False):
     """Read, validate and lint a spec for a command, printing its diagnostics (with code
     frames). Returns ``(loaded, None)`` when the spec may be used, else ``(loaded, exit code)``:
     EXIT_USAGE when it cannot be read, EXIT_INVALID when it has errors (or warnings and
-    ``strict``).
+    ``strict``). ``local``: the command runs the pipeline on this machine (``mlspec run``), so
+    the rules about what a cluster cannot do (``CLUSTER_ONLY``) do not apply.
 
     Raises:
         UsageError: unknown profile.
@@ -37,6 +38,10 @@ def load_checked(spec: str, profile: str | None, strict: bool = False):
         print_diagnostics(loaded.diagnostics, spec)
         return loaded, EXIT_USAGE
     diagnostics = check_spec(loaded, spec)
+    if local:
+        from mlspec.lint.registry import CLUSTER_ONLY
+
+        diagnostics = [d for d in diagnostics if d.code not in CLUSTER_ONLY]
     if diagnostics:
         print_diagnostics(diagnostics, spec, _lines(loaded), strict)
     failing = any(d.is_error or (strict and d.severity is Severity.WARNING) for d in diagnostics)

@@ -101,7 +101,7 @@ def run_command(spec: str, profile: str | None, workdir: str | None, engine: str
         raise UsageError(f"--engine {engine}: expected kfp or tekton")
     if secret_env and engine != "tekton":
         raise UsageError("--secret-env applies to --engine tekton")
-    loaded, refused = load_checked(spec, profile)
+    loaded, refused = load_checked(spec, profile, local=True)
     if refused is not None:
         return refused
     project = loaded.project

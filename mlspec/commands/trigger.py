@@ -306,7 +306,7 @@ def serve_command(spec: str, host: str = "127.0.0.1", port: int = DEFAULT_PORT,
 
     # The same checks as `mlspec run` (schema and lint): a spec every retraining would refuse
     # is refused now, with all its diagnostics, not at the first alert.
-    loaded, refused = load_checked(spec, profile)
+    loaded, refused = load_checked(spec, profile, local=True)
     if refused is not None:
         return refused
     folder = Path(workdir or ".").resolve()

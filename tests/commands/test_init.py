@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import json
 from pathlib import Path
 
 import pytest
@@ -18,7 +19,13 @@ def test_template_validates_strictly(tmp_path: Path, template: str) -> None:
     path = tmp_path / "my-project" / "mlproject.yaml"
     assert init_command(template, str(path)) == 0
     out = io.StringIO()
-    assert validate_files([str(path)], "json", strict=True, out=out) == 0, out.getvalue()
+    assert validate_files([str(path)], "json", strict=True, profile="prod", out=out) == 0, (
+        out.getvalue())
+    # Without the profile, only the local registry's cluster warning: right for mlspec run.
+    out = io.StringIO()
+    assert validate_files([str(path)], "json", out=out) == 0
+    codes = [d["code"] for f in json.loads(out.getvalue())["files"] for d in f["diagnostics"]]
+    assert codes == ["MLS232"], codes
     assert 'name: "my-project"' in path.read_text()  # the folder names the project
 
 
@@ -31,7 +38,7 @@ def test_cli_refuses_to_overwrite(tmp_path: Path) -> None:
     assert again.returncode == 2 and "--force" in again.stderr
     forced = mlspec("init", "-t", "torch", "-o", str(path), "--force")
     assert forced.returncode == 0 and "framework: torch" in path.read_text()
-    assert mlspec("validate", "--strict", str(path)).returncode == 0
+    assert mlspec("validate", "--strict", "--profile", "prod", str(path)).returncode == 0
 
 
 @pytest.mark.parametrize("name", ["Bad_Name", "-lead", "trail-", "a" * 41, 'x"\nkind: y',

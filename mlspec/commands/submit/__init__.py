@@ -46,7 +46,22 @@ def submit_command(spec: str, target_name: str, host: str | None = None,
     if refused is not None:  # its diagnostics are printed
         print(f"error: {spec}: nothing submitted", file=sys.stderr)
         return refused
+    if not registry_survives_a_cluster(loaded.project, spec):
+        return EXIT_FAILED
     return int(backend.submit_spec(loaded, options))
+
+
+def registry_survives_a_cluster(project, spec: str) -> bool:
+    """False (and the fix printed) when the tracking URI is a file: on a cluster every pod would
+    see its own copy, and the run's registration would vanish with its volume (MLS232)."""
+    from mlspec.lint.registry import TRACKING_SERVER_FIX, file_based
+
+    uri = project.registry.tracking_uri
+    if not file_based(uri):
+        return True
+    print(f"error: {spec}: registry.tracking_uri '{uri}' is a file, which does not survive a "
+          f"cluster; nothing submitted\n  fix: {TRACKING_SERVER_FIX}", file=sys.stderr)
+    return False
 
 
 def _backend(name: str):

@@ -163,7 +163,19 @@ def kfp_server(monkeypatch: pytest.MonkeyPatch, tmp_path: Path):
 
 
 def _submit(host: str, spec: Path = IRIS, **kwargs) -> int:
+    """Submit the spec's prod profile: the one with a tracking server, as a cluster needs."""
+    kwargs.setdefault("profile", "prod")
     return submit_command(str(spec), "kfp", host=host, **kwargs)
+
+
+def test_a_file_registry_is_refused_with_the_fix_and_nothing_is_sent(kfp_server, capsys) -> None:
+    # The default profile keeps the embedded sqlite:///mlruns.db (right for mlspec run).
+    assert _submit(kfp_server.url, profile=None) == 1
+    err = capsys.readouterr().err
+    assert "registry.tracking_uri 'sqlite:///mlruns.db' is a file" in err
+    assert "mlflow server" in err and "--artifacts-destination" in err and "http(s)://" in err
+    assert "nothing submitted" in err and "Traceback" not in err
+    assert kfp_server.requests == []
 
 
 def _variant(tmp_path: Path, old: str, new: str) -> Path:

@@ -308,11 +308,28 @@ def test_no_credentials_is_a_usage_error(tmp_path: Path, monkeypatch: pytest.Mon
 def test_the_cli_submits(kube: FakeKube) -> None:
     mlspec = REPO / ".venv" / "bin" / "mlspec"
     done = subprocess.run([str(mlspec), "submit", str(SPEC), "--target", "tekton",
-                           "--apply-definitions", "--namespace", "ci"],
+                           "--apply-definitions", "--namespace", "ci", "--profile", "prod"],
                           capture_output=True, text=True, timeout=120, env=os.environ.copy())
     assert done.returncode == 0, done.stdout + done.stderr
     (run_key,) = [k for k in kube.objects if k[1] == "pipelineruns"]
     assert done.stdout.strip() == run_key[2] and run_key[0] == "ci"
+    # The prod profile's credentials arrive as a Secret reference on the registry's steps.
+    tasks = {k[2]: v for k, v in kube.objects.items() if k[1] == "tasks"}
+    refs = {name: [src["secretRef"]["name"] for step in task["spec"]["steps"]
+                   for src in step.get("envFrom", [])] for name, task in tasks.items()}
+    assert {name for name, found in refs.items() if found} >= {"iris-classifier-register"}
+    assert all(found in ([], ["mlflow-credentials"]) for found in refs.values()), refs
+
+
+def test_the_cli_refuses_a_file_registry_and_sends_nothing(kube: FakeKube) -> None:
+    mlspec = REPO / ".venv" / "bin" / "mlspec"
+    done = subprocess.run([str(mlspec), "submit", str(SPEC), "--target", "tekton",
+                           "--apply-definitions", "--namespace", "ci"],
+                          capture_output=True, text=True, timeout=120, env=os.environ.copy())
+    assert done.returncode == 1, done.stdout + done.stderr
+    assert "is a file, which does not survive a cluster" in done.stderr
+    assert "--artifacts-destination" in done.stderr and "Traceback" not in done.stderr
+    assert kube.calls == []
 
 
 def test_a_value_the_output_cannot_carry_submits_nothing(kube: FakeKube, tmp_path: Path,
