@@ -3,6 +3,9 @@
 # exact versions and sha256 hashes for Python 3.11 on Linux x86_64 (the Containerfile's base).
 #   requirements/runtime-cpu.lock    mlspec's dependencies + extras runtime,remote,kfp
 #   requirements/runtime-torch.lock  the same + torch, a CPU build (never the CUDA one)
+#   requirements/build.lock          the build backend ([build-system] requires) for the wheel
+# kfp is in the image: KFP's lightweight components run `python3 -m kfp.dsl.executor_main`
+# in their base image, the runtime image (mlspec compiles them with install_kfp_package=False).
 # Usage: scripts/lock.sh [--check] [--pyproject FILE] [--out DIR]
 #   --check      compile into a temporary folder and compare: exit 1 with a diff when a lock is
 #                out of date with pyproject.toml, 0 when both are current.
@@ -56,34 +59,41 @@ if [ "$check" = 1 ]; then
   target="$(mktemp -d)"
   trap 'rm -rf "$target"' EXIT
   # Start from the committed locks, as a regeneration would.
-  cp "$out"/runtime-*.lock "$target"/ 2>/dev/null || true
+  cp "$out"/*.lock "$target"/ 2>/dev/null || true
 fi
 mkdir -p "$target"
 
-compile() {  # compile NAME EXTRAS... -- the lock requirements/NAME.lock
-  local name="$1"; shift
-  local args=()
-  for extra in "$@"; do args+=(--extra "$extra"); done
-  (cd "$project_dir" && "$uv" pip compile pyproject.toml "${args[@]}" \
+uv_compile() {  # uv_compile DIR INPUT OUTPUT [OPTIONS...], run in DIR
+  local dir="$1" input="$2" output="$3"; shift 3
+  (cd "$dir" && "$uv" pip compile "$input" "$@" \
     --quiet --generate-hashes --python-version 3.11 --python-platform x86_64-manylinux_2_28 \
     --index-url "$index" --no-emit-index-url --no-emit-find-links \
-    --custom-compile-command "bash scripts/lock.sh" \
-    "${extra_opts[@]}" --output-file "$target/$name.lock")
+    --custom-compile-command "bash scripts/lock.sh" --output-file "$output")
 }
 
-extra_opts=()
-compile runtime-cpu runtime remote kfp
+extras() { for extra in "$@"; do printf -- '--extra\n%s\n' "$extra"; done; }
 
-constraints="$(mktemp)"
-echo "$TORCH_PIN" > "$constraints"
-extra_opts=(--find-links "$torch_links" --constraints "$constraints")
-compile runtime-torch runtime remote kfp torch
-rm -f "$constraints"
+mapfile -t cpu_extras < <(extras runtime remote kfp)
+uv_compile "$project_dir" pyproject.toml "$target/runtime-cpu.lock" "${cpu_extras[@]}"
+
+scratch="$(mktemp -d)"
+echo "$TORCH_PIN" > "$scratch/torch-pin.txt"
+mapfile -t torch_extras < <(extras runtime remote kfp torch)
+uv_compile "$project_dir" pyproject.toml "$target/runtime-torch.lock" "${torch_extras[@]}" \
+  --find-links "$torch_links" --constraints "$scratch/torch-pin.txt"
+
+# The builder stage builds mlspec's wheel without build isolation, from these hashed pins of
+# pyproject.toml's [build-system] requires.
+"${PYTHON:-python3}" -c '
+import sys, tomllib
+print("\n".join(tomllib.load(open(sys.argv[1], "rb"))["build-system"]["requires"]))
+' "$project_dir/pyproject.toml" > "$scratch/build-system-requires.txt"
+uv_compile "$scratch" build-system-requires.txt "$target/build.lock"
+constraints="$scratch/torch-pin.txt"
 
 # The constraints file is a temporary path: keep it out of the lock's header and annotations.
-for lock in "$target"/runtime-cpu.lock "$target"/runtime-torch.lock; do
-  sed -i -e "s#$constraints#torch pin in scripts/lock.sh#g" "$lock"
-done
+sed -i -e "s#$constraints#torch pin in scripts/lock.sh#g" "$target/runtime-torch.lock"
+rm -rf "$scratch"
 
 # Say where torch comes from, below uv's header (uv keeps only pins from an existing lock).
 sed -i -e '2a\
@@ -106,7 +116,7 @@ done
 
 if [ "$check" = 1 ]; then
   stale=0
-  for name in runtime-cpu runtime-torch; do
+  for name in runtime-cpu runtime-torch build; do
     if ! diff -u "$out/$name.lock" "$target/$name.lock"; then
       echo "lock.sh: $out/$name.lock is out of date with $pyproject; run: bash scripts/lock.sh" >&2
       stale=1
@@ -114,4 +124,4 @@ if [ "$check" = 1 ]; then
   done
   exit "$stale"
 fi
-echo "lock.sh: wrote $target/runtime-cpu.lock and $target/runtime-torch.lock"
+echo "lock.sh: wrote runtime-cpu.lock, runtime-torch.lock and build.lock in $target"
