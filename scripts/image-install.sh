@@ -31,6 +31,11 @@ trap 'rm -rf "$work"' EXIT
 "$work/build-venv/bin/python" -m pip wheel --no-deps --no-build-isolation -w "$work/dist" .
 
 "$py" -m venv "$venv"
+# Python 3.11's venv seeds an old setuptools (65.5, with known CVEs) that nothing at run time
+# needs: the environment holds the lock, the wheel and pip, nothing else.
+if ! grep -q '^setuptools==' "$lock"; then
+  "$venv/bin/python" -m pip uninstall --yes --quiet setuptools
+fi
 "$venv/bin/python" -m pip install --no-deps --require-hashes "${links[@]}" -r "$lock"
 "$venv/bin/python" -m pip install --no-deps "$work"/dist/mlspec-*.whl
 "$venv/bin/python" -m pip check
