@@ -37,6 +37,7 @@ if ! command -v "$uv" >/dev/null 2>&1; then
   exit 2
 fi
 uv="$(command -v "$uv")"
+case "$uv" in /*) ;; *) uv="$PWD/$uv" ;; esac  # uv_compile runs in another folder
 index="${PYPI_INDEX:-https://pypi.org/simple}"
 torch_links="${TORCH_FIND_LINKS:-}"
 if [ -z "$torch_links" ]; then

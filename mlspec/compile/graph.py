@@ -177,10 +177,14 @@ _STEP_TABLE: tuple[
 
 
 def runtime_image(project: Project) -> str:
-    """The container image every step and the server run."""
+    """The container image every step and the server run: serving.image, else this version's
+    runtime image, its torch variant for a torch model (scripts/build-image.sh tags both)."""
     from mlspec import __version__
 
-    return project.serving.image or f"{DEFAULT_IMAGE_REPO}:{__version__}"
+    if project.serving.image:
+        return project.serving.image
+    variant = "-torch" if project.model.framework == "torch" else ""
+    return f"{DEFAULT_IMAGE_REPO}:{__version__}{variant}"
 
 
 def build_graph(project: Project) -> PipelineGraph:

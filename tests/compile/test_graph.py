@@ -65,6 +65,8 @@ def test_image_defaults_to_this_version_of_the_runtime() -> None:
     project = _project()
     project.serving.image = None
     assert build_graph(project).image == f"{DEFAULT_IMAGE_REPO}:{__version__}"
+    project.model.framework = "torch"  # the image's torch variant (docs/image.md)
+    assert build_graph(project).image == f"{DEFAULT_IMAGE_REPO}:{__version__}-torch"
     project.serving.image = "registry.example.com/rt@sha256:" + "a" * 64
     assert build_graph(project).image == project.serving.image
 
