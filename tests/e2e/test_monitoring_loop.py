@@ -11,26 +11,20 @@ killed with its group in ``finally``. The test prints a timeline of what happene
 
 from __future__ import annotations
 
-import json
-import os
-import signal
-import socket
 import subprocess
 import sys
 import time
 import urllib.error
 import urllib.parse
 import urllib.request
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
 
 import pytest
 import yaml
 
 from mlspec.compile.targets import monitoring
 from tests.conftest import program
+from tests.e2e.live import Timeline, free_port, get_json, post_json, processes, wait_for
 
 REPO = Path(__file__).resolve().parents[2]
 IRIS = REPO / "examples" / "iris" / "mlproject.yaml"
@@ -41,108 +35,6 @@ MODEL = "iris-classifier"
 E2E_PROFILE = {"monitoring": {"drift": {"window": "20s"}, "performance": {"window": "1m"}}}
 
 pytestmark = pytest.mark.slow
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-class Timeline:
-    """Events with their time since the start of the test."""
-
-    def __init__(self) -> None:
-        self.start = time.monotonic()
-        self.events: list[tuple[float, str]] = []
-
-    def __call__(self, event: str) -> None:
-        self.events.append((time.monotonic() - self.start, event))
-
-    def remaining(self) -> float:
-        return BUDGET_S - (time.monotonic() - self.start)
-
-    def text(self) -> str:
-        return "\n".join(f"  {t:7.2f}s  {event}" for t, event in self.events)
-
-
-class Processes:
-    """Starts processes in their own sessions and ends every one of them, whatever happens."""
-
-    def __init__(self, logs: Path) -> None:
-        self.logs = logs
-        self.started: list[tuple[str, subprocess.Popen[bytes]]] = []
-
-    def start(self, name: str, args: list[str], cwd: Path) -> subprocess.Popen[bytes]:
-        log = open(self.logs / f"{name}.log", "wb")  # noqa: SIM115 - closed with the process
-        process = subprocess.Popen(args, cwd=cwd, stdout=log, stderr=subprocess.STDOUT,
-                                   stdin=subprocess.DEVNULL, start_new_session=True)
-        log.close()
-        self.started.append((name, process))
-        return process
-
-    def tail(self, name: str, lines: int = 15) -> str:
-        path = self.logs / f"{name}.log"
-        text = path.read_text(errors="replace") if path.exists() else ""
-        return "\n".join(text.splitlines()[-lines:])
-
-    def stop_all(self) -> None:
-        for _, process in reversed(self.started):
-            if process.poll() is None:
-                try:
-                    os.killpg(process.pid, signal.SIGTERM)
-                except ProcessLookupError:
-                    continue
-        for _, process in reversed(self.started):
-            try:
-                process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                try:
-                    os.killpg(process.pid, signal.SIGKILL)
-                except ProcessLookupError:
-                    pass
-                process.wait(timeout=5)
-
-    def check_alive(self) -> None:
-        for name, process in self.started:
-            if process.poll() is not None and name != "train":
-                raise AssertionError(f"{name} exited with {process.returncode}:\n{self.tail(name)}")
-
-
-@contextmanager
-def processes(logs: Path) -> Iterator[Processes]:
-    procs = Processes(logs)
-    try:
-        yield procs
-    finally:
-        procs.stop_all()
-
-
-def _get(url: str) -> Any:
-    with urllib.request.urlopen(url, timeout=5) as response:
-        return json.loads(response.read())
-
-
-def _post(url: str, body: dict) -> Any:
-    request = urllib.request.Request(url, data=json.dumps(body).encode(),
-                                     headers={"Content-Type": "application/json"})
-    with urllib.request.urlopen(request, timeout=10) as response:
-        return json.loads(response.read())
-
-
-def _wait(what: str, predicate: Callable[[], Any], timeline: Timeline, procs: Processes,
-          interval: float = 0.25) -> Any:
-    """Poll ``predicate`` until it returns something truthy, within the test's budget."""
-    while timeline.remaining() > 0:
-        procs.check_alive()
-        try:
-            value = predicate()
-        except (urllib.error.URLError, ConnectionError, TimeoutError, json.JSONDecodeError):
-            value = None
-        if value:
-            return value
-        time.sleep(interval)
-    raise AssertionError(f"timed out waiting for {what}\ntimeline:\n{timeline.text()}")
 
 
 def _spec(workdir: Path) -> Path:
@@ -191,7 +83,7 @@ def _send(port: int, columns: dict[str, list[float]], batch: int = 25) -> list[t
     for start in range(0, size, batch):
         inputs = [{"name": name, "shape": [len(values[start:start + batch])], "datatype": "FP64",
                    "data": values[start:start + batch]} for name, values in columns.items()]
-        answer = _post(url, {"inputs": inputs})
+        answer = post_json(url, {"inputs": inputs})
         assert answer["model_name"] == MODEL
         answered.append((answer["id"], start))
     return answered
@@ -201,22 +93,22 @@ def _feedback(port: int, answered: list[tuple[str, int]], labels: list[int],
               batch: int = 25) -> None:
     """Ground truth for earlier responses, by response id."""
     for request_id, start in answered:
-        _post(f"http://127.0.0.1:{port}/feedback",
+        post_json(f"http://127.0.0.1:{port}/feedback",
               {"ids": [request_id], "labels": labels[start:start + batch]})
 
 
 def _query(prom: int, expr: str) -> list[dict]:
     url = f"http://127.0.0.1:{prom}/api/v1/query?" + urllib.parse.urlencode({"query": expr})
-    return _get(url)["data"]["result"]
+    return get_json(url)["data"]["result"]
 
 
 def _drift_alerts(prom: int) -> list[dict]:
-    alerts = _get(f"http://127.0.0.1:{prom}/api/v1/alerts")["data"]["alerts"]
+    alerts = get_json(f"http://127.0.0.1:{prom}/api/v1/alerts")["data"]["alerts"]
     return [a for a in alerts if a["labels"].get("alertname") == monitoring.ALERT_DRIFT]
 
 
 def _drift_values(prom: int) -> dict[str, float]:
-    result = _get(f"http://127.0.0.1:{prom}/api/v1/query?query=mlspec_feature_drift")
+    result = get_json(f"http://127.0.0.1:{prom}/api/v1/query?query=mlspec_feature_drift")
     return {r["metric"]["feature"]: round(float(r["value"][1]), 3)
             for r in result["data"]["result"]}
 
@@ -232,7 +124,7 @@ def _versions(tracking_uri: str) -> list[int]:
 def test_drift_alert_reaches_the_trigger_and_retrains(tmp_path: Path, capsys) -> None:
     prometheus = program("prometheus")
     alertmanager = program("prometheus-alertmanager", "alertmanager")
-    timeline = Timeline()
+    timeline = Timeline(BUDGET_S)
     mlspec = [sys.executable, "-m", "mlspec"]
     spec = _spec(tmp_path)
     tracking_uri = f"sqlite:///{tmp_path / 'mlruns.db'}"
@@ -250,7 +142,7 @@ def test_drift_alert_reaches_the_trigger_and_retrains(tmp_path: Path, capsys) ->
             timeline("compiled the monitoring target (profile e2e)")
 
             # 2. Start the trigger, Alertmanager and Prometheus (they need no model)...
-            serve_port, trigger_port, am_port, prom_port = (_free_port() for _ in range(4))
+            serve_port, trigger_port, am_port, prom_port = (free_port() for _ in range(4))
             procs.start("trigger", [*mlspec, "trigger", "serve", "--spec", str(spec), "--profile",
                                     "e2e", "--port", str(trigger_port), "--workdir", str(tmp_path)],
                         tmp_path)
@@ -289,15 +181,15 @@ def test_drift_alert_reaches_the_trigger_and_retrains(tmp_path: Path, capsys) ->
             procs.start("serve", [*mlspec, "serve", f"models:/{MODEL}/1", "--tracking-uri",
                                   tracking_uri, "--port", str(serve_port), "--name", MODEL],
                         tmp_path)
-            _wait("the trigger", lambda: _get(f"http://127.0.0.1:{trigger_port}/healthz"),
+            wait_for("the trigger", lambda: get_json(f"http://127.0.0.1:{trigger_port}/healthz"),
                   timeline, procs)
-            _wait("Alertmanager", lambda: _get(f"http://127.0.0.1:{am_port}/api/v2/status"),
+            wait_for("Alertmanager", lambda: get_json(f"http://127.0.0.1:{am_port}/api/v2/status"),
                   timeline, procs)
-            _wait("Prometheus to load the rules", lambda: _get(
+            wait_for("Prometheus to load the rules", lambda: get_json(
                 f"http://127.0.0.1:{prom_port}/api/v1/rules")["data"]["groups"], timeline, procs)
-            _wait("the model server", lambda: _get(
+            wait_for("the model server", lambda: get_json(
                 f"http://127.0.0.1:{serve_port}/v2/health/ready") is not None, timeline, procs)
-            _wait("Prometheus to scrape the server", lambda: _get(
+            wait_for("Prometheus to scrape the server", lambda: get_json(
                 f"http://127.0.0.1:{prom_port}/api/v1/query?query=up")["data"]["result"][0]["value"][1]
                 == "1", timeline, procs)
             timeline("server, trigger, Alertmanager and Prometheus up")
@@ -307,7 +199,7 @@ def test_drift_alert_reaches_the_trigger_and_retrains(tmp_path: Path, capsys) ->
             answered = _send(serve_port, columns)
             _feedback(serve_port, answered, labels)
             timeline("sent 300 rows of normal traffic and their ground truth to /feedback")
-            normal = _wait("drift values in Prometheus",
+            normal = wait_for("drift values in Prometheus",
                            lambda: len(_drift_values(prom_port)) == 4 and _drift_values(prom_port),
                            timeline, procs)
             timeline(f"drift measured on normal traffic: {normal}")
@@ -337,9 +229,9 @@ def test_drift_alert_reaches_the_trigger_and_retrains(tmp_path: Path, capsys) ->
             # 5. Drifted traffic: every feature moves far off the training data.
             _send(serve_port, _iris_rows(6.0, 1000, seed=2)[0])
             timeline("sent 1000 rows of drifted traffic (+6 on every feature)")
-            _wait("a pending drift alert", lambda: _drift_alerts(prom_port), timeline, procs)
+            wait_for("a pending drift alert", lambda: _drift_alerts(prom_port), timeline, procs)
             timeline(f"drift alert pending; drift now {_drift_values(prom_port)}")
-            firing = _wait("a firing drift alert", lambda: [
+            firing = wait_for("a firing drift alert", lambda: [
                 a for a in _drift_alerts(prom_port) if a["state"] == "firing"], timeline, procs)
             timeline("drift alert firing for features "
                      + ", ".join(sorted(a["labels"]["feature"] for a in firing)))
@@ -347,18 +239,18 @@ def test_drift_alert_reaches_the_trigger_and_retrains(tmp_path: Path, capsys) ->
 
             # 6. Alertmanager → trigger → mlspec run → a new registered version.
             trigger_url = f"http://127.0.0.1:{trigger_port}/status"
-            _wait("Alertmanager to deliver to the trigger",
-                  lambda: _get(trigger_url)["runs"], timeline, procs)
+            wait_for("Alertmanager to deliver to the trigger",
+                  lambda: get_json(trigger_url)["runs"], timeline, procs)
             timeline("trigger received the alert and started a retraining run")
-            run = _wait("the retraining run to finish",
-                        lambda: (_get(trigger_url)["last"] or {}).get("finished_at")
-                        and _get(trigger_url)["last"], timeline, procs, interval=0.5)
+            run = wait_for("the retraining run to finish",
+                        lambda: (get_json(trigger_url)["last"] or {}).get("finished_at")
+                        and get_json(trigger_url)["last"], timeline, procs, interval=0.5)
             assert run["ok"], f"retraining failed: {run}\n{Path(run['log']).read_text()[-2000:]}"
             assert any(r.startswith(monitoring.ALERT_DRIFT) for r in run["reason"])
             timeline(f"retraining run finished in {run['seconds']}s: registered version "
                      f"{run['registration']['version']}")
             assert _versions(tracking_uri) == [1, 2]
-            assert len(_get(trigger_url)["runs"]) == 1  # debounced: one run for the burst
+            assert len(get_json(trigger_url)["runs"]) == 1  # debounced: one run for the burst
             timeline("registry has versions 1 and 2")
     finally:
         with capsys.disabled():
