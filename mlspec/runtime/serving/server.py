@@ -93,11 +93,14 @@ class ModelServer:
                                      window=drift_window, features=drift_features)
             self.metrics.drift_source = self.drift.values
         self.metadata = _dumps(self._metadata())
+        server_metadata = _dumps({"name": "mlspec", "version": _mlspec_version(),
+                                  "extensions": []})
         self.exact = {
             ("GET", "/v2/health/live"): lambda r: r.reply(200, b'{"live":true}'),
             ("GET", "/v2/health/ready"): lambda r: r.reply(200, b'{"ready":true}'),
-            ("GET", "/v2"): lambda r: r.reply(200, _dumps(
-                {"name": "mlspec", "version": _mlspec_version(), "extensions": []})),
+            # The protocol's OpenAPI definition names /v2/; clients also call /v2.
+            ("GET", "/v2"): lambda r: r.reply(200, server_metadata),
+            ("GET", "/v2/"): lambda r: r.reply(200, server_metadata),
             ("GET", contract.METRICS_PATH): self._metrics,
             ("POST", contract.FEEDBACK_PATH): self._feedback,
             ("GET", "/v1/models"): lambda r: r.reply(200, _dumps({"models": [model.name]})),
