@@ -1,18 +1,24 @@
 #!/usr/bin/env python
-"""Serving benchmark: mlspec's server vs tuned MLServer vs a bare ASGI floor, side by side.
+"""Serving benchmark: mlspec's server vs tuned MLServer and KServe's model server, side by side.
 
 Same scikit-learn model (a 20-feature LogisticRegression), same load generator (wrk with a Lua
 script POSTing one Open Inference Protocol v2 body), same host (127.0.0.1), one run:
 
 - ``mlserver``: MLServer + mlserver-sklearn in ``bench/.venv-mlserver`` (created on first use),
   tuned (``debug: false``, ``parallel_workers: 0``);
+- ``kserve``: KServe's own Python model server (PyPI ``kserve``, its ``ModelServer`` on
+  FastAPI/uvicorn) in ``bench/.venv-kserve``, serving the same joblib file through a
+  ``kserve.Model`` as a KServe user writes one (``get_predict_input`` / ``get_predict_response``,
+  the helpers KServe's scikit-learn server uses; that server itself is not on PyPI). Latency
+  logging and gRPC off. KServe hard-codes ``0.0.0.0``; the script binds it to 127.0.0.1 by
+  overriding uvicorn's ``host``, nothing else;
 - ``floor``: a bare ASGI app under uvicorn (uvloop + httptools) that only parses the body and
   calls ``predict`` - no validation, no metrics: the floor any server pays;
 - ``mlspec``: ``python -m mlspec.runtime.serving.server`` with metrics and online drift on (the
   model folder carries a reference profile).
 
-Prints req/s, p50/p99 latency and errors per server, and ratios against MLServer. Run with the
-project venv: ``.venv/bin/python bench/serve_bench.py [--quick] [--rounds N]``.
+Prints req/s, p50/p99 latency and errors per server, and ratios against MLServer and KServe.
+Run with the project venv: ``.venv/bin/python bench/serve_bench.py [--quick] [--rounds N]``.
 """
 
 from __future__ import annotations
@@ -36,6 +42,9 @@ REPO = HERE.parent
 PY = Path(sys.executable)
 MLSERVER_VENV = HERE / ".venv-mlserver"
 MLSERVER_PACKAGES = ["mlserver", "mlserver-sklearn", "uvloop==0.21.0", "uvicorn", "httptools"]
+KSERVE_VENV = HERE / ".venv-kserve"
+KSERVE_PACKAGES = ["kserve==0.21.0", "joblib"]
+PEERS = ("mlserver", "kserve")
 N_FEATURES = 20
 MODEL_NAME = "lr"
 
@@ -70,6 +79,53 @@ async def app(scope, receive, send):
     await send({"type": "http.response.body", "body": payload})
 '''
 
+KSERVE_APP = '''
+import argparse
+
+import joblib
+import kserve.protocol.rest.server as rest
+import uvicorn
+from kserve import Model, ModelServer
+from kserve.utils.utils import get_predict_input, get_predict_response
+
+
+class LocalConfig(uvicorn.Config):
+    """KServe's REST server passes host="0.0.0.0"; a benchmark listens on 127.0.0.1 only."""
+
+    def __init__(self, *args, **kwargs):
+        kwargs["host"] = "127.0.0.1"
+        super().__init__(*args, **kwargs)
+
+
+rest.uvicorn.Config = LocalConfig
+
+
+class JoblibModel(Model):
+    def __init__(self, name, path):
+        super().__init__(name)
+        self.path = path
+        self.load()
+
+    def load(self):
+        self.model = joblib.load(self.path)
+        self.ready = True
+        return self.ready
+
+    def predict(self, payload, headers=None):
+        rows = get_predict_input(payload)
+        return get_predict_response(payload, self.model.predict(rows), self.name)
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--model", required=True)
+    parser.add_argument("--name", required=True)
+    parser.add_argument("--http_port", type=int, required=True)
+    args, _ = parser.parse_known_args()
+    ModelServer(http_port=args.http_port, enable_grpc=False,
+                enable_latency_logging=False).start([JoblibModel(args.name, args.model)])
+'''
+
 WRK_LUA = '''
 wrk.method = "POST"
 wrk.headers["Content-Type"] = "application/json"
@@ -92,20 +148,22 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def ensure_mlserver_venv() -> Path:
-    """Create bench/.venv-mlserver with MLServer, its sklearn runtime and uvicorn (once)."""
-    bin_dir = MLSERVER_VENV / "bin"
-    if (bin_dir / "mlserver").exists() and (MLSERVER_VENV / ".complete").exists():
+def ensure_venv(venv: Path, packages: list[str]) -> Path:
+    """Create a peer's own venv with ``packages`` (once; a changed list re-installs)."""
+    bin_dir = venv / "bin"
+    stamp = venv / ".complete"
+    wanted = " ".join(packages) + "\n"
+    if (bin_dir / "python").exists() and stamp.exists() and stamp.read_text() == wanted:
         return bin_dir
     import sklearn
 
-    print(f"creating {MLSERVER_VENV} (one time) ...", flush=True)
+    print(f"creating {venv} (one time) ...", flush=True)
     base = Path(getattr(sys, "_base_executable", sys.executable))
-    subprocess.run([str(base), "-m", "venv", str(MLSERVER_VENV)], check=True)
-    # Same scikit-learn as the project so both servers load the very same fitted model.
-    subprocess.run([str(bin_dir / "pip"), "install", "-q", *MLSERVER_PACKAGES,
+    subprocess.run([str(base), "-m", "venv", str(venv)], check=True)
+    # Same scikit-learn as the project so every server loads the very same fitted model.
+    subprocess.run([str(bin_dir / "pip"), "install", "-q", *packages,
                     f"scikit-learn=={sklearn.__version__}"], check=True)
-    (MLSERVER_VENV / ".complete").write_text(" ".join(MLSERVER_PACKAGES) + "\n")
+    stamp.write_text(wanted)
     return bin_dir
 
 
@@ -161,7 +219,7 @@ def check_answer(port: int, body: bytes) -> None:
 
 
 def start(name: str, work: Path, model_dir: Path, joblib_path: Path,
-          mlserver_bin: Path) -> tuple[subprocess.Popen, int]:
+          bins: dict[str, Path]) -> tuple[subprocess.Popen, int]:
     port = free_port()
     log = open(work / f"{name}.log", "w")
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
@@ -172,9 +230,14 @@ def start(name: str, work: Path, model_dir: Path, joblib_path: Path,
         cwd = REPO
     elif name == "floor":
         (work / "floor_app.py").write_text(FLOOR_APP % {"model": str(joblib_path)})
-        cmd = [str(mlserver_bin / "python"), "-m", "uvicorn", "floor_app:app", "--host",
+        cmd = [str(bins["mlserver"] / "python"), "-m", "uvicorn", "floor_app:app", "--host",
                "127.0.0.1", "--port", str(port), "--loop", "uvloop", "--http", "httptools",
                "--no-access-log", "--log-level", "warning"]
+        cwd = work
+    elif name == "kserve":
+        (work / "kserve_app.py").write_text(KSERVE_APP)
+        cmd = [str(bins["kserve"] / "python"), "kserve_app.py", "--model", str(joblib_path),
+               "--name", MODEL_NAME, "--http_port", str(port)]
         cwd = work
     else:
         folder = joblib_path.parent
@@ -184,7 +247,7 @@ def start(name: str, work: Path, model_dir: Path, joblib_path: Path,
         (folder / "model-settings.json").write_text(json.dumps({
             "name": MODEL_NAME, "implementation": "mlserver_sklearn.SKLearnModel",
             "parameters": {"uri": "./model.joblib", "version": "v1"}}))
-        cmd = [str(mlserver_bin / "mlserver"), "start", str(folder)]
+        cmd = [str(bins["mlserver"] / "mlserver"), "start", str(folder)]
         cwd = folder
     proc = subprocess.Popen(cmd, cwd=cwd, env=env, stdout=log, stderr=subprocess.STDOUT,
                             start_new_session=True)
@@ -254,7 +317,7 @@ def main() -> int:
     ap.add_argument("--connections", type=int, default=16)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--rounds", type=int, default=1, help="Interleaved rounds; medians reported")
-    ap.add_argument("--servers", default="mlserver,floor,mlspec")
+    ap.add_argument("--servers", default="mlserver,kserve,floor,mlspec")
     ap.add_argument("--json", help="Also write the figures here")
     args = ap.parse_args()
     seconds = args.seconds or (5 if args.quick else 20)
@@ -262,7 +325,11 @@ def main() -> int:
         print("error: wrk is not installed (apt-get install -y wrk)", file=sys.stderr)
         return 2
     servers = [s for s in args.servers.split(",") if s]
-    mlserver_bin = ensure_mlserver_venv() if {"mlserver", "floor"} & set(servers) else Path()
+    bins = {}
+    if {"mlserver", "floor"} & set(servers):
+        bins["mlserver"] = ensure_venv(MLSERVER_VENV, MLSERVER_PACKAGES)
+    if "kserve" in servers:
+        bins["kserve"] = ensure_venv(KSERVE_VENV, KSERVE_PACKAGES)
     work = Path(tempfile.mkdtemp(prefix="mlspec-bench-"))
     model_dir, joblib_path, row = train_model(work)
     body = json.dumps({"inputs": [{"name": "input-0", "shape": [1, N_FEATURES],
@@ -272,7 +339,7 @@ def main() -> int:
     results: dict[str, list[dict]] = {s: [] for s in servers}
     for round_no in range(args.rounds):
         for name in servers:
-            proc, port = start(name, work, model_dir, joblib_path, mlserver_bin)
+            proc, port = start(name, work, model_dir, joblib_path, bins)
             scraper = Scraper(port) if name == "mlspec" else None
             try:
                 check_answer(port, body.encode())
@@ -302,11 +369,11 @@ def main() -> int:
         r = summary["mlspec"]
         print(f"mlspec: /metrics scraped {r['scrapes']:.0f} times during the run, "
               f"{r['drift_series']:.0f} mlspec_feature_drift series in the last scrape")
-    if "mlserver" in summary:
-        base = summary["mlserver"]
+    for peer in (p for p in PEERS if p in summary):
+        base = summary[peer]
         for name, r in summary.items():
-            if name != "mlserver":
-                print(f"{name} / mlserver: {r['rps'] / base['rps']:.2f}x req/s, "
+            if name not in PEERS:
+                print(f"{name} / {peer}: {r['rps'] / base['rps']:.2f}x req/s, "
                       f"p99 {r['p99_ms'] / base['p99_ms']:.2f}x")
     if args.json:
         Path(args.json).write_text(json.dumps({"seconds": seconds, "rounds": args.rounds,
