@@ -185,9 +185,26 @@ def serve(
                                  "container as a local process (compiled serving/*.yaml).")
     ] = None,
     secret_env: SecretEnvOpt = None,
+    candidate: Annotated[
+        str | None, typer.Option("--candidate", help="Also serve this version of the model as "
+                                 "a rollout's candidate (MODEL_URI is the champion).")
+    ] = None,
+    traffic_percent: Annotated[
+        int, typer.Option("--traffic-percent", help="The candidate's share of requests, 0-100.")
+    ] = 0,
+    mirror: Annotated[
+        bool, typer.Option("--mirror", help="Mirror every request to the candidate (shadow).")
+    ] = False,
+    admin_host: Annotated[str, typer.Option("--admin-host")] = "127.0.0.1",
+    admin_port: Annotated[
+        int | None, typer.Option("--admin-port", help="The traffic admin API (default: "
+                                 "--port + 1).")
+    ] = None,
 ) -> None:
     """Serve a model: Open Inference Protocol v2, /metrics, /feedback, online drift."""
     if manifest is not None:
+        if candidate is not None:
+            _fail_usage("--candidate serves a model URI, not a --manifest")
         if model_uri is not None or tracking_uri is not None:
             _fail_usage("--manifest takes the model and its registry from the manifest")
         from mlspec.commands.rehearsal.serving import serve_manifest
@@ -199,7 +216,9 @@ def serve(
     from mlspec.runtime.serving.server import serve_command
 
     _exit_with(serve_command, model_uri, host=host, port=8080 if port is None else port,
-               name=name, tracking_uri=tracking_uri)
+               name=name, tracking_uri=tracking_uri, candidate_uri=candidate,
+               traffic_percent=traffic_percent, mirror=mirror, admin_host=admin_host,
+               admin_port=admin_port)
 
 
 @app.command()

@@ -59,40 +59,37 @@ class Metrics:
 
     def render(self) -> str:
         """The Prometheus text exposition (format 0.0.4) of every metric."""
+        return render_all([self])
+
+    def families(self) -> list[tuple[str, str, str, list[str]]]:
+        """Every metric family as (name, type, help, sample lines), in exposition order."""
         base = self.base
-        lines: list[str] = []
-
-        def head(name: str, kind: str, text: str) -> None:
-            lines.append(f"# HELP {name} {text}")
-            lines.append(f"# TYPE {name} {kind}")
-
-        head(contract.MODEL_INFO, "gauge", "The model this server runs (always 1).")
-        lines.append(f"{contract.MODEL_INFO}{{{base}}} 1")
-        head(contract.REQUESTS_TOTAL, "counter", "Inference requests by HTTP status code.")
-        for code in sorted(self.requests):
-            lines.append(f'{contract.REQUESTS_TOTAL}{{{base},code="{code}"}} {self.requests[code]}')
-        self._histogram(lines, head)
-        head(contract.PREDICTIONS_TOTAL, "counter", "Predictions by predicted class.")
-        for label in sorted(self.predictions):
-            lines.append(f'{contract.PREDICTIONS_TOTAL}{{{base},class="{_escape(label)}"}} '
-                         f"{self.predictions[label]}")
-        head(contract.FEATURE_DRIFT, "gauge",
-             "Drift of recent inputs against the training reference profile, per feature.")
         drift = self.drift_source() if self.drift_source else {}
-        for feature in sorted(drift):
-            method, value = drift[feature]
-            lines.append(f'{contract.FEATURE_DRIFT}{{{base},feature="{_escape(feature)}",'
-                         f'method="{_escape(method)}"}} {_number(value)}')
-        head(contract.MODEL_PERFORMANCE, "gauge",
-             "Model quality on recent ground truth received through /feedback.")
-        for metric in sorted(self.performance):
-            lines.append(f'{contract.MODEL_PERFORMANCE}{{{base},metric="{_escape(metric)}"}} '
-                         f"{_number(self.performance[metric])}")
-        return "\n".join(lines) + "\n"
+        return [
+            (contract.MODEL_INFO, "gauge", "The model this server runs (always 1).",
+             [f"{contract.MODEL_INFO}{{{base}}} 1"]),
+            (contract.REQUESTS_TOTAL, "counter", "Inference requests by HTTP status code.",
+             [f'{contract.REQUESTS_TOTAL}{{{base},code="{code}"}} {self.requests[code]}'
+              for code in sorted(self.requests)]),
+            (contract.REQUEST_DURATION, "histogram", "Inference request latency in seconds.",
+             self._histogram()),
+            (contract.PREDICTIONS_TOTAL, "counter", "Predictions by predicted class.",
+             [f'{contract.PREDICTIONS_TOTAL}{{{base},class="{_escape(label)}"}} '
+              f"{self.predictions[label]}" for label in sorted(self.predictions)]),
+            (contract.FEATURE_DRIFT, "gauge",
+             "Drift of recent inputs against the training reference profile, per feature.",
+             [f'{contract.FEATURE_DRIFT}{{{base},feature="{_escape(feature)}",'
+              f'method="{_escape(drift[feature][0])}"}} {_number(drift[feature][1])}'
+              for feature in sorted(drift)]),
+            (contract.MODEL_PERFORMANCE, "gauge",
+             "Model quality on recent ground truth received through /feedback.",
+             [f'{contract.MODEL_PERFORMANCE}{{{base},metric="{_escape(metric)}"}} '
+              f"{_number(self.performance[metric])}" for metric in sorted(self.performance)]),
+        ]
 
-    def _histogram(self, lines: list[str], head: Callable[[str, str, str], None]) -> None:
+    def _histogram(self) -> list[str]:
         name = contract.REQUEST_DURATION
-        head(name, "histogram", "Inference request latency in seconds.")
+        lines = []
         cumulative = 0
         for bound, count in zip(contract.DURATION_BUCKETS, self.bucket_counts, strict=False):
             cumulative += count
@@ -100,3 +97,18 @@ class Metrics:
         lines.append(f'{name}_bucket{{{self.base},le="+Inf"}} {self.duration_count}')
         lines.append(f"{name}_sum{{{self.base}}} {_number(self.duration_sum)}")
         lines.append(f"{name}_count{{{self.base}}} {self.duration_count}")
+        return lines
+
+
+def render_all(servers: list[Metrics]) -> str:
+    """One exposition of several models' metrics (a champion and a candidate in one process):
+    each family's HELP and TYPE once, then every model's samples (the format allows no second
+    TYPE line for a family)."""
+    per_server = [m.families() for m in servers]
+    lines: list[str] = []
+    for index, (name, kind, text, _) in enumerate(per_server[0]):
+        lines.append(f"# HELP {name} {text}")
+        lines.append(f"# TYPE {name} {kind}")
+        for families in per_server:
+            lines.extend(families[index][3])
+    return "\n".join(lines) + "\n"

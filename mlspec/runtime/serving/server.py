@@ -345,9 +345,11 @@ def _mlspec_version() -> str:
 
 
 # --- running ---------------------------------------------------------------------------------
-def run_server(server: ModelServer, host: str, port: int, max_body: int = DEFAULT_MAX_BODY,
-               announce: bool = True) -> int:
-    """Serve until SIGINT/SIGTERM; returns the exit code."""
+def run_server(server: Any, host: str, port: int, max_body: int = DEFAULT_MAX_BODY,
+               announce: bool = True, admin: tuple[str, int] | None = None) -> int:
+    """Serve ``server`` (a :class:`ModelServer`, or a ``split.TrafficSplit``) until
+    SIGINT/SIGTERM; ``admin`` (host, port) also serves the split's admin API there. Returns
+    the exit code."""
     from mlspec.runtime.serving.httpserver import serve_forever
 
     try:
@@ -363,11 +365,18 @@ def run_server(server: ModelServer, host: str, port: int, max_body: int = DEFAUL
 
         def ready(bound: int) -> None:
             if announce:
-                print(f"serving {server.model.name} version {server.model.version} "
-                      f"on http://{host}:{bound}", flush=True)
+                print(f"serving {describe(server)} on http://{host}:{bound}", flush=True)
 
-        await serve_forever(server.handle, host, port, max_body, time.perf_counter,
-                            error_body, ready, stop)
+        def admin_ready(bound: int) -> None:
+            if announce and admin:
+                print(f"admin API on http://{admin[0]}:{bound}/admin/traffic", flush=True)
+
+        listeners = [serve_forever(server.handle, host, port, max_body, time.perf_counter,
+                                   error_body, ready, stop)]
+        if admin is not None:
+            listeners.append(serve_forever(server.admin, admin[0], admin[1], 64 * 1024,
+                                           time.perf_counter, error_body, admin_ready, stop))
+        await asyncio.gather(*listeners)
 
     try:
         if uvloop is not None:
@@ -380,11 +389,22 @@ def run_server(server: ModelServer, host: str, port: int, max_body: int = DEFAUL
     return EXIT_OK
 
 
+def describe(server: Any) -> str:
+    """What a server serves, for its start-up line."""
+    if hasattr(server, "candidate"):
+        share = "mirrored" if server.mirror else f"{server.percent}%"
+        return (f"{server.model.name} version {server.champion.model.version} (champion) and "
+                f"{server.candidate.model.version} (candidate, {share})")
+    return f"{server.model.name} version {server.model.version}"
+
+
 def serve_command(model_uri: str, host: str = "127.0.0.1", port: int = contract.SERVER_PORT,
                   name: str | None = None, tracking_uri: str | None = None,
                   drift_method: str = "psi", drift_window: int = 1000,
                   drift_features: list[str] | None = None, feedback_window: int = 10000,
-                  max_body: int = DEFAULT_MAX_BODY) -> int:
+                  max_body: int = DEFAULT_MAX_BODY, candidate_uri: str | None = None,
+                  traffic_percent: int = 0, mirror: bool = False,
+                  admin_host: str = "127.0.0.1", admin_port: int | None = None) -> int:
     """Load a model and serve it: the body of ``mlspec serve``.
 
     Args:
@@ -398,20 +418,40 @@ def serve_command(model_uri: str, host: str = "127.0.0.1", port: int = contract.
         drift_features: Only these features' drift (default: every profiled feature).
         feedback_window: Number of recent labelled predictions performance is computed over.
         max_body: Largest accepted request body, bytes.
+        candidate_uri: Also serve this version of the model as the candidate (see split.py).
+        traffic_percent: The candidate's share of inference requests, 0-100.
+        mirror: Send every request to the candidate as well, dropping its answer (shadow).
+        admin_host: Where the admin API listens (with a candidate only).
+        admin_port: The admin API's port (default: the serving port + 1; 0: any free port).
 
     Returns:
-        0 after a clean shutdown, 1 when it cannot listen, 2 when the model cannot be loaded.
+        0 after a clean shutdown, 1 when it cannot listen, 2 when a model cannot be loaded or
+        the options do not fit together.
     """
     from mlspec.runtime.serving.model import ModelLoadError, load_model
 
+    if candidate_uri is None and (traffic_percent or mirror or admin_port is not None):
+        print("error: --traffic-percent, --mirror and --admin-port go with --candidate",
+              file=sys.stderr)
+        return EXIT_USAGE
+    options: dict[str, Any] = {"drift_method": drift_method, "drift_window": drift_window,
+                               "drift_features": drift_features,
+                               "feedback_window": feedback_window}
     try:
         model = load_model(model_uri, name=name, tracking_uri=tracking_uri)
-    except ModelLoadError as exc:
+        server: Any = ModelServer(model, **options)
+        admin = None
+        if candidate_uri is not None:
+            from mlspec.runtime.serving.split import TrafficSplit
+
+            candidate = ModelServer(load_model(candidate_uri, name=model.name,
+                                               tracking_uri=tracking_uri), **options)
+            server = TrafficSplit(server, candidate, traffic_percent, mirror)
+            admin = (admin_host, port + 1 if admin_port is None and port else admin_port or 0)
+    except (ModelLoadError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_USAGE
-    server = ModelServer(model, drift_method=drift_method, drift_window=drift_window,
-                         drift_features=drift_features, feedback_window=feedback_window)
-    return run_server(server, host, port, max_body)
+    return run_server(server, host, port, max_body, admin=admin)
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -429,6 +469,14 @@ def _parser() -> argparse.ArgumentParser:
                    help="Only this feature's drift (repeatable)")
     p.add_argument("--feedback-window", type=int, default=10000)
     p.add_argument("--max-body", type=int, default=DEFAULT_MAX_BODY, help="Bytes")
+    p.add_argument("--candidate", default=None, help="Also serve this model version as the "
+                   "candidate of a rollout")
+    p.add_argument("--traffic-percent", type=int, default=0,
+                   help="The candidate's share of requests (0-100)")
+    p.add_argument("--mirror", action="store_true", help="Mirror every request to the candidate")
+    p.add_argument("--admin-host", default="127.0.0.1", help="Where the admin API listens")
+    p.add_argument("--admin-port", type=int, default=None,
+                   help="The admin API's port (default: --port + 1)")
     return p
 
 
@@ -450,7 +498,10 @@ def main(argv: list[str] | None = None) -> int:
     return serve_command(args.model_uri, host=args.host, port=args.port, name=args.name,
                          tracking_uri=args.tracking_uri, drift_method=args.drift_method,
                          drift_window=args.drift_window, drift_features=args.drift_features,
-                         feedback_window=args.feedback_window, max_body=args.max_body)
+                         feedback_window=args.feedback_window, max_body=args.max_body,
+                         candidate_uri=args.candidate, traffic_percent=args.traffic_percent,
+                         mirror=args.mirror, admin_host=args.admin_host,
+                         admin_port=args.admin_port)
 
 
 if __name__ == "__main__":

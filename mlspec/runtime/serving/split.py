@@ -1,0 +1,176 @@
+"""A champion and a candidate in one server process, and the admin endpoint that steers them.
+
+``mlspec serve CHAMPION --candidate CANDIDATE --traffic-percent N`` serves both versions of one
+model behind the same URLs: a request for ``/v2/models/NAME/infer`` (or KServe v1's
+``:predict``) goes to the candidate for N of every 100 requests, spread evenly (a running
+remainder, not a coin: over any 100 consecutive requests exactly N go to the candidate), else to
+the champion. ``/v2/models/NAME/versions/V/...`` goes to version V. With ``--mirror`` every
+request is answered by the champion and also sent to the candidate, whose answer is dropped:
+the shadow strategy's mirroring, so the candidate's metrics measure the same traffic.
+
+Each version keeps its own metrics (labelled ``version``), feedback window and drift window;
+``/metrics`` shows both under one set of HELP/TYPE lines. ``/feedback`` with response ``ids``
+goes to the version that gave those answers (ids are per version); with ``instances`` it goes
+to the champion, or to ``"version"`` when the body names one.
+
+The admin endpoint is a separate listener (``--admin-port``, bound to 127.0.0.1 unless
+``--admin-host`` says otherwise) so that the traffic split is never reachable through the
+public port:
+
+* ``GET /admin/traffic`` → ``{"champion": V1, "candidate": V2, "candidate_percent": N,
+  "mirror": false}``
+* ``PUT /admin/traffic`` with ``{"candidate_percent": N}`` (0–100) and/or ``{"mirror": bool}``
+  → the new state. A rollout executor moves traffic through it.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+from urllib.parse import unquote
+
+from mlspec import contract
+from mlspec.runtime.serving.httpserver import TEXT
+from mlspec.runtime.serving.metrics import render_all
+from mlspec.runtime.serving.server import ModelServer, _dumps, _loads, error_body
+
+ADMIN_PATH = "/admin/traffic"
+
+
+class _Dropped:
+    """A mirrored copy of a request: the candidate answers it, nobody reads the answer."""
+
+    __slots__ = ("method", "path", "query", "body", "slot", "started")
+
+    def __init__(self, req: Any) -> None:
+        self.method, self.path, self.query, self.body = req.method, req.path, req.query, req.body
+        self.started = req.started
+        self.slot: list = [None, False]
+
+    def reply(self, status: int, body: bytes, content_type: bytes = b"") -> None:
+        self.slot[0] = b""
+
+
+class TrafficSplit:
+    """Routes each request to the champion's or the candidate's :class:`ModelServer`."""
+
+    def __init__(self, champion: ModelServer, candidate: ModelServer, percent: int = 0,
+                 mirror: bool = False) -> None:
+        if champion.model.name != candidate.model.name:
+            raise ValueError(f"the candidate serves {candidate.model.name!r}, the champion "
+                             f"{champion.model.name!r}: a split is between versions of one model")
+        if champion.model.version == candidate.model.version:
+            raise ValueError(f"champion and candidate are the same version "
+                             f"({champion.model.version!r})")
+        self.champion, self.candidate = champion, candidate
+        self.model = champion.model  # what the server announces
+        self.percent = _percent(percent)
+        self.mirror = mirror
+        self._remainder = 0
+        self.by_version = {champion.model.version: champion, candidate.model.version: candidate}
+
+    # --- the public port ---------------------------------------------------------------------
+    def handle(self, req: Any) -> None:
+        try:
+            self._route(req)
+        except Exception as exc:  # noqa: BLE001 - a bug must not take the server down
+            req.reply(500, error_body(f"internal error: {type(exc).__name__}: {exc}"))
+
+    def _route(self, req: Any) -> None:
+        path = req.path
+        if path == contract.METRICS_PATH and req.method == "GET":
+            req.reply(200, render_all([self.champion.metrics,
+                                       self.candidate.metrics]).encode(), TEXT)
+        elif path == contract.FEEDBACK_PATH and req.method == "POST":
+            self._feedback_target(req).handle(req)
+        elif self._is_inference(path):
+            pinned = self._pinned_version(path)
+            if pinned is not None:
+                pinned.handle(req)
+            elif self.mirror:
+                self.champion.handle(req)
+                self.candidate.handle(_Dropped(req))
+            else:
+                self._next().handle(req)
+        else:
+            self.champion.handle(req)
+
+    @staticmethod
+    def _is_inference(path: str) -> bool:
+        return (path.startswith("/v2/models/") and path.endswith("/infer")) or (
+            path.startswith("/v1/models/") and path.endswith(":predict"))
+
+    def _pinned_version(self, path: str) -> ModelServer | None:
+        parts = path.split("/")
+        if len(parts) > 5 and parts[1:3] == ["v2", "models"] and parts[4] == "versions":
+            return self.by_version.get(unquote(parts[5]))
+        return None
+
+    def _next(self) -> ModelServer:
+        """The candidate for ``percent`` of every 100 requests, evenly spread."""
+        self._remainder += self.percent
+        if self._remainder >= 100:
+            self._remainder -= 100
+            return self.candidate
+        return self.champion
+
+    def _feedback_target(self, req: Any) -> ModelServer:
+        try:
+            body = _loads(req.body)
+        except Exception:  # noqa: BLE001 - the champion answers the malformed body with a 400
+            return self.champion
+        if not isinstance(body, dict):
+            return self.champion
+        named = body.get("version")
+        if isinstance(named, str) and named in self.by_version:
+            return self.by_version[named]
+        ids = body.get("ids", [body["id"]] if "id" in body else None)
+        if isinstance(ids, list) and ids and isinstance(ids[0], str) \
+                and ids[0] in self.candidate.recent:
+            return self.candidate
+        return self.champion
+
+    # --- the admin port ----------------------------------------------------------------------
+    def state(self) -> dict[str, Any]:
+        return {"champion": self.champion.model.version,
+                "candidate": self.candidate.model.version,
+                "candidate_percent": self.percent, "mirror": self.mirror}
+
+    def admin(self, req: Any) -> None:
+        """``GET`` / ``PUT`` ``/admin/traffic`` (see the module)."""
+        if req.path != ADMIN_PATH:
+            req.reply(404, error_body(f"no route {req.path} (the admin API is {ADMIN_PATH})"))
+        elif req.method == "GET":
+            req.reply(200, _dumps(self.state()))
+        elif req.method in ("PUT", "POST"):
+            try:
+                self._change(req.body)
+            except ValueError as exc:
+                req.reply(400, error_body(str(exc)))
+                return
+            req.reply(200, _dumps(self.state()))
+        else:
+            req.reply(405, error_body(f"use GET or PUT on {ADMIN_PATH}"))
+
+    def _change(self, raw: bytes) -> None:
+        try:
+            body = _loads(raw)
+        except Exception:  # noqa: BLE001 - any decoding error is the client's
+            raise ValueError("the body must be JSON: {\"candidate_percent\": N}") from None
+        if not isinstance(body, dict) or not body or set(body) - {"candidate_percent", "mirror"}:
+            raise ValueError("give candidate_percent (0-100) and/or mirror (true/false), "
+                             "nothing else")
+        percent = _percent(body["candidate_percent"]) if "candidate_percent" in body else None
+        mirror = body.get("mirror", self.mirror)
+        if not isinstance(mirror, bool):
+            raise ValueError("mirror must be true or false")
+        if percent is not None:
+            self.percent, self._remainder = percent, 0
+        self.mirror = mirror
+
+
+def _percent(value: Any) -> int:
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value) \
+            or value != int(value) or not 0 <= value <= 100:
+        raise ValueError(f"candidate_percent must be a whole number from 0 to 100, not {value!r}")
+    return int(value)
