@@ -222,6 +222,30 @@ def serve(
 
 
 @app.command()
+def rollout(
+    spec: SpecArg,
+    version: Annotated[int, typer.Option("--version", help="The candidate's registry version.")],
+    local: Annotated[
+        str | None, typer.Option("--local", help="Admin API of `mlspec serve ... --candidate` "
+                                 "(e.g. http://127.0.0.1:8081).")
+    ] = None,
+    prometheus: Annotated[
+        str, typer.Option("--prometheus", help="Prometheus that scrapes the server.")
+    ] = "http://127.0.0.1:9090",
+    hold: Annotated[
+        str | None, typer.Option("--hold", help="Hold every step this long instead of the "
+                                 "plan's (e.g. 30s, for a laptop).")
+    ] = None,
+    report: Annotated[str | None, typer.Option("--report", help="Where the report goes.")] = None,
+    profile: ProfileOpt = None,
+) -> None:
+    """Carry out the canary rollout plan: step traffic, gate on Prometheus, promote or roll back."""
+    from mlspec.commands.rollout import rollout_command
+
+    _exit_with(rollout_command, spec, version, profile, local, prometheus, hold, report)
+
+
+@app.command()
 def drift(
     reference: Annotated[str, typer.Option("--reference", "-r", help="Dataset or model folder.")],
     current: Annotated[str, typer.Option("--current", "-c", help="Current dataset.")],

@@ -5,6 +5,9 @@ step failed (one line on stderr, no traceback), 2 usage. A rejected model makes 
 except when the caller asks for the verdict as a value (``--out passed=PATH``): pipelines branch
 on that value, so there the gate exits 0 either way (``--fail-on-reject`` forces exit 1).
 
+``rollout`` carries out a canary plan (``--in plan=plan.yaml --out report=PATH --version N
+--admin URL --prometheus URL [--hold D]``): exit 0 promoted, 1 rolled back.
+
 ``python -m mlspec.runtime serve ...`` starts the model server
 (``mlspec.runtime.serving.server``); it is the serving container's entry point.
 """
@@ -98,6 +101,20 @@ def _drift(spec, i, o, a):
     return f"drift: {'drift in ' + ', '.join(drifted) if drifted else 'no drift'}"
 
 
+def _rollout(spec, i, o, a):
+    from mlspec.runtime.steps.rollout import read_plan, run_rollout
+
+    for flag, value in (("--version", a.version), ("--admin", a.admin)):
+        if value is None:
+            raise StepError(f"rollout needs {flag}")
+    r = run_rollout(spec, read_plan(i["plan"]), a.version, a.admin, a.prometheus, o["report"],
+                    hold=a.hold)
+    text = f"rollout: {r['outcome']} {r['model']} version {r['version']}: {r['reason']}"
+    if r["outcome"] != "promoted":
+        raise StepError(text)
+    return text
+
+
 STEPS: dict[str, StepDef] = {
     "ingest": StepDef(_ingest, (), ("dataset",)),
     "validate-data": StepDef(_validate, ("dataset",), ("report",)),
@@ -109,6 +126,7 @@ STEPS: dict[str, StepDef] = {
                         optional_inputs=("metrics", "decision", "dataset")),
     "drift": StepDef(_drift, ("reference", "current"), (), optional_outputs=("report", "html"),
                      needs_spec=False),
+    "rollout": StepDef(_rollout, ("plan",), ("report",)),
 }
 
 
@@ -130,6 +148,11 @@ def _parser() -> argparse.ArgumentParser:
                         help="gate: exit 1 on rejection even when --out passed=PATH is given")
     parser.add_argument("--method", help="drift: psi, ks, chi2, js or wasserstein")
     parser.add_argument("--threshold", type=float, help="drift: the threshold")
+    parser.add_argument("--version", type=int, help="rollout: the candidate's registry version")
+    parser.add_argument("--admin", help="rollout: the admin API of mlspec serve --candidate")
+    parser.add_argument("--prometheus", default="http://127.0.0.1:9090",
+                        help="rollout: Prometheus' URL")
+    parser.add_argument("--hold", help="rollout: hold every step this long (e.g. 30s)")
     return parser
 
 

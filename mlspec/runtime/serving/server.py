@@ -26,33 +26,15 @@ from mlspec import contract
 from mlspec.runtime.serving.codec import BadRequest, decode_v1, decode_v2, encode_outputs
 from mlspec.runtime.serving.feedback import Feedback
 from mlspec.runtime.serving.httpserver import TEXT
+from mlspec.runtime.serving.jsonio import JSON_ERRORS as _JSON_ERRORS
+from mlspec.runtime.serving.jsonio import dumps as _dumps
+from mlspec.runtime.serving.jsonio import error_body
+from mlspec.runtime.serving.jsonio import loads as _loads
 from mlspec.runtime.serving.metrics import Metrics
 from mlspec.runtime.serving.model import to_frame
 
 DEFAULT_MAX_BODY = 8 * 1024 * 1024
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
-
-try:  # orjson is several times faster than json for these payloads; json is the fallback
-    import orjson
-
-    _loads, _dumps = orjson.loads, orjson.dumps
-    _JSON_ERRORS: tuple[type[Exception], ...] = (orjson.JSONDecodeError,)
-except ImportError:  # pragma: no cover - depends on the install
-    import json
-
-    def _loads(data: bytes) -> Any:  # type: ignore[misc]  # orjson's signature, narrower
-        return json.loads(data)
-
-    def _dumps(obj: Any) -> bytes:  # type: ignore[misc]
-        return json.dumps(obj, separators=(",", ":")).encode()
-
-    _JSON_ERRORS = (ValueError,)
-
-
-def error_body(message: str) -> bytes:
-    """The JSON body of every error answer: ``{"error": message}``."""
-    return _dumps({"error": message})
-
 
 class Job:
     """One decoded inference request waiting for the next batch."""

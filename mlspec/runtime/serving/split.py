@@ -31,8 +31,10 @@ from urllib.parse import unquote
 
 from mlspec import contract
 from mlspec.runtime.serving.httpserver import TEXT
+from mlspec.runtime.serving.jsonio import dumps as _dumps
+from mlspec.runtime.serving.jsonio import error_body
+from mlspec.runtime.serving.jsonio import loads as _loads
 from mlspec.runtime.serving.metrics import render_all
-from mlspec.runtime.serving.server import ModelServer, _dumps, _loads, error_body
 
 ADMIN_PATH = "/admin/traffic"
 
@@ -52,9 +54,10 @@ class _Dropped:
 
 
 class TrafficSplit:
-    """Routes each request to the champion's or the candidate's :class:`ModelServer`."""
+    """Routes each request to the champion's or the candidate's ``server.ModelServer``
+    (``Any`` here: the server module builds a split, so this one cannot import it)."""
 
-    def __init__(self, champion: ModelServer, candidate: ModelServer, percent: int = 0,
+    def __init__(self, champion: Any, candidate: Any, percent: int = 0,
                  mirror: bool = False) -> None:
         if champion.model.name != candidate.model.name:
             raise ValueError(f"the candidate serves {candidate.model.name!r}, the champion "
@@ -100,13 +103,13 @@ class TrafficSplit:
         return (path.startswith("/v2/models/") and path.endswith("/infer")) or (
             path.startswith("/v1/models/") and path.endswith(":predict"))
 
-    def _pinned_version(self, path: str) -> ModelServer | None:
+    def _pinned_version(self, path: str) -> Any | None:
         parts = path.split("/")
         if len(parts) > 5 and parts[1:3] == ["v2", "models"] and parts[4] == "versions":
             return self.by_version.get(unquote(parts[5]))
         return None
 
-    def _next(self) -> ModelServer:
+    def _next(self) -> Any:
         """The candidate for ``percent`` of every 100 requests, evenly spread."""
         self._remainder += self.percent
         if self._remainder >= 100:
@@ -114,7 +117,7 @@ class TrafficSplit:
             return self.candidate
         return self.champion
 
-    def _feedback_target(self, req: Any) -> ModelServer:
+    def _feedback_target(self, req: Any) -> Any:
         try:
             body = _loads(req.body)
         except Exception:  # noqa: BLE001 - the champion answers the malformed body with a 400

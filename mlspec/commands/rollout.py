@@ -1,0 +1,89 @@
+"""``mlspec rollout SPEC --version N --local URL``: carry out the compiled canary plan.
+
+The plan is the one ``mlspec compile`` writes to ``serving/rollout-plan.yaml`` (rendered here from
+the same spec and profile, so the two never disagree). ``--local`` names the admin API of
+``mlspec serve CHAMPION --candidate models:/NAME/N``; ``--prometheus`` the Prometheus that
+scrapes that server. The executor (``mlspec.runtime.rollout``) steps the traffic and judges the
+gates; the report goes to ``--report`` (default ``.mlspec/rollouts/<model>-v<N>.json``) and onto
+the version as registry tags; only a promoted rollout moves ``validation.baseline.alias``.
+
+Exit codes: 0 promoted, 1 rolled back (or the spec is invalid), 2 usage: an unknown profile, a
+strategy without a step plan, an admin API that serves another candidate.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+from mlspec.errors import UsageError
+
+EXIT_PROMOTED, EXIT_ROLLED_BACK, EXIT_USAGE = 0, 1, 2
+PLAN_FILE = "serving/rollout-plan.yaml"
+
+
+def rollout_command(spec: str, version: int, profile: str | None, local: str | None,
+                    prometheus: str, hold: str | None, report_path: str | None) -> int:
+    """The ``mlspec rollout`` command; returns the exit code.
+
+    Raises:
+        UsageError: see the module.
+    """
+    from mlspec.commands.checked import load_checked
+    from mlspec.runtime.errors import StepError
+    from mlspec.runtime.rollout.executor import PROMOTED, LocalTraffic, RolloutError, parse_duration
+    from mlspec.runtime.steps.rollout import run_rollout
+
+    if local is None:
+        raise UsageError("give --local ADMIN_URL (the admin API of `mlspec serve CHAMPION "
+                         "--candidate models:/NAME/N`); a cluster's rollout is the pipeline's "
+                         "own step")
+    if version < 1:
+        raise UsageError(f"--version {version}: a registry version is 1 or more")
+    loaded, refused = load_checked(spec, profile, local=True)
+    if refused is not None:
+        return refused
+    project = loaded.project
+    plan = _compiled_plan(project)
+    path = Path(report_path or Path(".mlspec") / "rollouts"
+                / f"{project.model_name}-v{version}.json")
+    try:  # what can be refused before any traffic moves is a usage error
+        if hold is not None:
+            parse_duration(hold)
+        LocalTraffic(local).state()
+    except RolloutError as exc:
+        raise UsageError(str(exc)) from None
+    started = time.time()
+    try:
+        report = run_rollout(project, plan, version, local, prometheus, str(path), hold=hold)
+    except StepError as exc:
+        if path.exists() and path.stat().st_mtime >= started:  # it ran; recording it failed
+            print(f"error: {exc} (the report is in {path})")
+            return EXIT_ROLLED_BACK
+        raise UsageError(str(exc)) from None
+    _print_outcome(report, path)
+    return EXIT_PROMOTED if report["outcome"] == PROMOTED else EXIT_ROLLED_BACK
+
+
+def _compiled_plan(project) -> dict[str, Any]:
+    import yaml
+
+    from mlspec.compile.build import render_target
+
+    files = {f.path: f.content for f in render_target(project, "serving")}
+    if PLAN_FILE not in files:
+        raise UsageError(f"serving.rollout.strategy {project.serving.rollout.strategy!r} has no "
+                         "step plan; mlspec rollout carries out canary plans")
+    config_map = yaml.safe_load(files[PLAN_FILE])
+    return yaml.safe_load(config_map["data"]["plan.yaml"])
+
+
+def _print_outcome(report: dict[str, Any], path: Path) -> None:
+    if report["outcome"] == "promoted":
+        moved = f"; alias {report['alias']} -> version {report['version']}" \
+            if report.get("alias") else ""
+        print(f"promoted {report['model']} version {report['version']}{moved}")
+    else:
+        print(f"rolled back {report['model']} version {report['version']}: {report['reason']}")
+    print(f"report     {path}")
