@@ -15,7 +15,10 @@ script POSTing one Open Inference Protocol v2 body), same host (127.0.0.1), one 
 - ``floor``: a bare ASGI app under uvicorn (uvloop + httptools) that only parses the body and
   calls ``predict`` - no validation, no metrics: the floor any server pays;
 - ``mlspec``: ``python -m mlspec.runtime.serving.server`` with metrics and online drift on (the
-  model folder carries a reference profile).
+  model folder carries a reference profile);
+- ``mlspec-split``: the same server hosting a champion and a candidate (the same folder
+  registered twice in a sqlite registry), split 90/10 (``--candidate --traffic-percent 10``),
+  both with metrics and drift on.
 
 Prints req/s, p50/p99 latency and errors per server, and ratios against MLServer and KServe.
 Run with the project venv: ``.venv/bin/python bench/serve_bench.py [--quick] [--rounds N]``.
@@ -196,6 +199,23 @@ def train_model(work: Path) -> tuple[Path, Path, list[float]]:
     return folder, joblib_path, [round(float(v), 6) for v in np.asarray(X[0])]
 
 
+def register_two_versions(work: Path, model_dir: Path) -> str:
+    """The same model folder (reference profile included) registered twice in a sqlite
+    registry, as versions 1 and 2: the champion and the candidate of ``mlspec-split``."""
+    import mlflow
+
+    tracking_uri = f"sqlite:///{work / 'registry.db'}"
+    mlflow.set_tracking_uri(tracking_uri)
+    mlflow.set_registry_uri(tracking_uri)
+    for _ in range(2):
+        with mlflow.start_run() as run:
+            mlflow.log_artifacts(str(model_dir), "model")
+        mlflow.register_model(f"runs:/{run.info.run_id}/model", MODEL_NAME)
+    os.environ.pop("MLFLOW_TRACKING_URI", None)  # mlflow exports it: keep it from the servers
+    os.environ.pop("MLFLOW_REGISTRY_URI", None)
+    return tracking_uri
+
+
 def wait_ready(port: int, proc: subprocess.Popen, timeout: float = 90) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -219,7 +239,7 @@ def check_answer(port: int, body: bytes) -> None:
 
 
 def start(name: str, work: Path, model_dir: Path, joblib_path: Path,
-          bins: dict[str, Path]) -> tuple[subprocess.Popen, int]:
+          bins: dict[str, Path], registry: str | None) -> tuple[subprocess.Popen, int]:
     port = free_port()
     log = open(work / f"{name}.log", "w")
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
@@ -228,6 +248,13 @@ def start(name: str, work: Path, model_dir: Path, joblib_path: Path,
                "--host", "127.0.0.1", "--port", str(port), "--name", MODEL_NAME]
         env["PYTHONPATH"] = str(REPO)
         cwd = REPO
+    elif name == "mlspec-split":
+        cmd = [str(PY), "-m", "mlspec.runtime.serving.server", f"models:/{MODEL_NAME}/1",
+               "--candidate", f"models:/{MODEL_NAME}/2", "--traffic-percent", "10",
+               "--tracking-uri", str(registry), "--host", "127.0.0.1", "--port", str(port),
+               "--admin-port", "0"]
+        env["PYTHONPATH"] = str(REPO)
+        cwd = work
     elif name == "floor":
         (work / "floor_app.py").write_text(FLOOR_APP % {"model": str(joblib_path)})
         cmd = [str(bins["mlserver"] / "python"), "-m", "uvicorn", "floor_app:app", "--host",
@@ -317,7 +344,7 @@ def main() -> int:
     ap.add_argument("--connections", type=int, default=16)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--rounds", type=int, default=1, help="Interleaved rounds; medians reported")
-    ap.add_argument("--servers", default="mlserver,kserve,floor,mlspec")
+    ap.add_argument("--servers", default="mlserver,kserve,floor,mlspec,mlspec-split")
     ap.add_argument("--json", help="Also write the figures here")
     args = ap.parse_args()
     seconds = args.seconds or (5 if args.quick else 20)
@@ -334,13 +361,14 @@ def main() -> int:
     model_dir, joblib_path, row = train_model(work)
     body = json.dumps({"inputs": [{"name": "input-0", "shape": [1, N_FEATURES],
                                    "datatype": "FP64", "data": row}]})
+    registry = register_two_versions(work, model_dir) if "mlspec-split" in servers else None
     script = work / "infer.lua"
     script.write_text(WRK_LUA % {"body": json.dumps(body)})
     results: dict[str, list[dict]] = {s: [] for s in servers}
     for round_no in range(args.rounds):
         for name in servers:
-            proc, port = start(name, work, model_dir, joblib_path, bins)
-            scraper = Scraper(port) if name == "mlspec" else None
+            proc, port = start(name, work, model_dir, joblib_path, bins, registry)
+            scraper = Scraper(port) if name.startswith("mlspec") else None
             try:
                 check_answer(port, body.encode())
                 wrk(port, script, 2, args.connections, args.threads)  # warm-up
@@ -369,10 +397,14 @@ def main() -> int:
         r = summary["mlspec"]
         print(f"mlspec: /metrics scraped {r['scrapes']:.0f} times during the run, "
               f"{r['drift_series']:.0f} mlspec_feature_drift series in the last scrape")
+    if "mlspec" in summary and "mlspec-split" in summary:
+        share = summary["mlspec-split"]["rps"] / summary["mlspec"]["rps"]
+        print(f"mlspec-split (champion + candidate, 90/10) / mlspec (one model): {share:.1%} "
+              "of the single-model req/s")
     for peer in (p for p in PEERS if p in summary):
         base = summary[peer]
         for name, r in summary.items():
-            if name not in PEERS:
+            if name not in PEERS and name != "mlspec-split":
                 print(f"{name} / {peer}: {r['rps'] / base['rps']:.2f}x req/s, "
                       f"p99 {r['p99_ms'] / base['p99_ms']:.2f}x")
     if args.json:

@@ -60,6 +60,9 @@ class ModelServer:
         self.metrics = Metrics(model.name, model.version)
         self.feedback = Feedback(model.classifier, feedback_window)
         self.max_batch_rows = max_batch_rows
+        # 0: a batch is what arrived in this loop turn. A server that gets a small share of the
+        # requests (a canary's candidate) waits this long to gather a batch instead.
+        self.batch_delay_s = 0.0
         self.queue: list[Job] = []
         self.scheduled = False
         self.ids = itertools.count(1)
@@ -182,7 +185,10 @@ class ModelServer:
         self.queue.append(Job(req, rows, request_id, proba, kind))
         if not self.scheduled:
             self.scheduled = True
-            asyncio.get_running_loop().call_soon(self._run_batch)
+            if self.batch_delay_s:
+                asyncio.get_running_loop().call_later(self.batch_delay_s, self._run_batch)
+            else:
+                asyncio.get_running_loop().call_soon(self._run_batch)
 
     def _fail(self, req: Any, status: int, message: str) -> None:
         req.reply(status, error_body(message))

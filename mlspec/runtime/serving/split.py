@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import math
 from typing import Any
-from urllib.parse import unquote
+from urllib.parse import quote, unquote
 
 from mlspec import contract
 from mlspec.runtime.serving.httpserver import TEXT
@@ -37,6 +37,7 @@ from mlspec.runtime.serving.jsonio import loads as _loads
 from mlspec.runtime.serving.metrics import render_all
 
 ADMIN_PATH = "/admin/traffic"
+SMALL_SHARE_BATCH_DELAY_S = 0.001
 
 
 class _Dropped:
@@ -69,11 +70,24 @@ class TrafficSplit:
         self.model = champion.model  # what the server announces
         self.percent = _percent(percent)
         self.mirror = mirror
+        self._pace()
         self._remainder = 0
         self.by_version = {champion.model.version: champion, candidate.model.version: candidate}
+        name = quote(champion.model.name, safe="")
+        # The paths nearly every request takes, for a set lookup before anything else.
+        self.split_paths = {f"/v2/models/{name}/infer", f"/v1/models/{name}:predict"}
 
     # --- the public port ---------------------------------------------------------------------
     def handle(self, req: Any) -> None:
+        if req.path in self.split_paths and not self.mirror:
+            # The hot path, inline: each server's own handle() catches its errors.
+            self._remainder += self.percent
+            if self._remainder >= 100:
+                self._remainder -= 100
+                self.candidate.handle(req)
+            else:
+                self.champion.handle(req)
+            return
         try:
             self._route(req)
         except Exception as exc:  # noqa: BLE001 - a bug must not take the server down
@@ -170,6 +184,15 @@ class TrafficSplit:
         if percent is not None:
             self.percent, self._remainder = percent, 0
         self.mirror = mirror
+        self._pace()
+
+    def _pace(self) -> None:
+        """The version with the smaller share gathers its batches for up to 1 ms: one predict
+        call for a few requests instead of one per event-loop turn (each call has a fixed cost
+        that a 10 % share would otherwise pay almost per request)."""
+        small = self.candidate if self.mirror or self.percent <= 50 else self.champion
+        for server in (self.champion, self.candidate):
+            server.batch_delay_s = SMALL_SHARE_BATCH_DELAY_S if server is small else 0.0
 
 
 def _percent(value: Any) -> int:
