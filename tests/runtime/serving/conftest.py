@@ -3,8 +3,11 @@ real server process serving it on a free port."""
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
+import urllib.error
+import urllib.request
 from pathlib import Path
 
 import pytest
@@ -50,3 +53,20 @@ def server(iris: dict):
     yield base
     proc.terminate()
     assert proc.wait(10) == 0  # SIGTERM is a clean shutdown
+
+
+def call(base: str, path: str, body: object = None, method: str | None = None,
+         raw: bytes | None = None) -> tuple[int, object]:
+    """An HTTP exchange with a server under test: (status, JSON body or text)."""
+    data = raw if raw is not None else (None if body is None else json.dumps(body).encode())
+    req = urllib.request.Request(base + path, data=data, method=method or (
+        "POST" if data is not None else "GET"), headers={"Content-Type": "application/json"})
+    try:
+        with urllib.request.urlopen(req, timeout=10) as resp:
+            status, text = resp.status, resp.read()
+    except urllib.error.HTTPError as err:
+        status, text = err.code, err.read()
+    try:
+        return status, json.loads(text)
+    except ValueError:
+        return status, text.decode()

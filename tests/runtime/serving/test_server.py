@@ -8,35 +8,17 @@ import socket
 import subprocess
 import sys
 import time
-import urllib.error
-import urllib.request
 from pathlib import Path
 
 import pytest
 
 from mlspec import contract
-from tests.runtime.serving.conftest import FEATURES
+from tests.runtime.serving.conftest import FEATURES, call
 
 REPO = Path(__file__).resolve().parents[3]
 NAME = "iris-classifier"
 
 pytestmark = pytest.mark.slow
-
-
-def call(base: str, path: str, body: object = None, method: str | None = None,
-         raw: bytes | None = None) -> tuple[int, object]:
-    data = raw if raw is not None else (None if body is None else json.dumps(body).encode())
-    req = urllib.request.Request(base + path, data=data, method=method or (
-        "POST" if data is not None else "GET"), headers={"Content-Type": "application/json"})
-    try:
-        with urllib.request.urlopen(req, timeout=10) as resp:
-            status, text = resp.status, resp.read()
-    except urllib.error.HTTPError as err:
-        status, text = err.code, err.read()
-    try:
-        return status, json.loads(text)
-    except ValueError:
-        return status, text.decode()
 
 
 def metric_values(base: str, name: str) -> dict[str, float]:

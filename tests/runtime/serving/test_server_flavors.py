@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.runtime.serving.test_server import call
+from tests.runtime.serving.conftest import call
 
 REPO = Path(__file__).resolve().parents[3]
 

@@ -8,12 +8,9 @@ Prometheus' own parser, promtool), and the admin API on its own 127.0.0.1 port.
 
 from __future__ import annotations
 
-import json
 import os
 import subprocess
 import sys
-import urllib.error
-import urllib.request
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
@@ -21,6 +18,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import program
+from tests.runtime.serving.conftest import call
 
 NAME = "iris-classifier"
 ROW = [5.1, 3.5, 1.4, 0.2]
@@ -68,18 +66,7 @@ def _start(registry: str, tmp: Path, *extra: str) -> Iterator[tuple[str, str]]:
 
 
 def _call(url: str, body: object = None, method: str | None = None) -> tuple[int, object]:
-    data = None if body is None else json.dumps(body).encode()
-    request = urllib.request.Request(url, data=data, method=method, headers={
-        "Content-Type": "application/json"})
-    try:
-        with urllib.request.urlopen(request, timeout=10) as response:
-            status, raw = response.status, response.read()
-    except urllib.error.HTTPError as exc:
-        status, raw = exc.code, exc.read()
-    try:
-        return status, json.loads(raw)
-    except ValueError:
-        return status, raw.decode()
+    return call(url, "", body, method)
 
 
 def _infer(base: str, path: str = f"/v2/models/{NAME}/infer") -> dict:
