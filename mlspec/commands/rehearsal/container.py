@@ -28,6 +28,7 @@ Pure functions build a ``ProcessSpec``; ``start``, ``run`` and ``stop`` execute 
 
 from __future__ import annotations
 
+import errno
 import os
 import re
 import shutil
@@ -44,6 +45,7 @@ from typing import Any
 from mlspec.commands.rehearsal.sources import SourceError, Sources
 
 GRACE_SECONDS = 3.0  # SIGTERM, then SIGKILL (a pod's grace period is 30s; a laptop's is short)
+_TEXT_BUSY_RETRIES = 20  # see start(): a just-written script can be briefly busy
 SYSTEM_PATH = "/usr/local/bin:/usr/bin:/bin"
 # Fields of a container spec the rehearsal executes, and those it reads and ignores (they only
 # matter to a scheduler or a kernel's isolation: docs/rehearsal.md). Anything else is refused.
@@ -328,12 +330,24 @@ class Exit:
 
 
 def start(spec: ProcessSpec, log_path: Path) -> subprocess.Popen[bytes]:
-    """Start the process in its own session; stdout and stderr go to ``log_path``."""
+    """Start the process in its own session; stdout and stderr go to ``log_path``.
+
+    A step's script was just written by this process; while another thread forks (TaskRuns
+    run at once), its child holds a copy of that write descriptor until it execs, and exec'ing
+    the script then fails with ETXTBSY ("Text file busy"). That is transient: retry briefly.
+    """
     log_path.parent.mkdir(parents=True, exist_ok=True)
-    with open(log_path, "ab") as log:
-        return subprocess.Popen(list(spec.argv), cwd=spec.cwd, env=dict(spec.env),
-                                stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
-                                start_new_session=True)
+    for attempt in range(_TEXT_BUSY_RETRIES + 1):
+        try:
+            with open(log_path, "ab") as log:
+                return subprocess.Popen(list(spec.argv), cwd=spec.cwd, env=dict(spec.env),
+                                        stdin=subprocess.DEVNULL, stdout=log,
+                                        stderr=subprocess.STDOUT, start_new_session=True)
+        except OSError as exc:
+            if exc.errno != errno.ETXTBSY or attempt == _TEXT_BUSY_RETRIES:
+                raise
+            time.sleep(0.01 * (attempt + 1))
+    raise AssertionError("unreachable")
 
 
 def run(spec: ProcessSpec, log_path: Path, timeout: float | None = None,

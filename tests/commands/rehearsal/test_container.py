@@ -157,3 +157,18 @@ def test_env_files_and_secret_env_arguments(tmp_path: Path) -> None:
         parse_secret_env([str(tmp_path / "Not_A_Name.txt")])
     with pytest.raises(UsageError, match="given twice"):
         parse_secret_env([f"a={creds}", f"a={named}"])
+
+
+def test_a_script_busy_for_a_moment_still_starts(tmp_path: Path) -> None:
+    """Another thread's fork holds a just-written script open for writing until its child
+    execs; exec'ing the script meanwhile fails with ETXTBSY. The start is retried."""
+    import threading
+
+    script = tmp_path / "script"
+    script.write_text("#!/bin/sh\necho started\n")
+    script.chmod(0o755)
+    writer = os.open(script, os.O_WRONLY)  # what the forked child would be holding
+    threading.Timer(0.1, os.close, [writer]).start()
+    spec = ctr.ProcessSpec((str(script),), {"PATH": "/usr/bin:/bin"}, tmp_path)
+    done = ctr.run(spec, tmp_path / "log")
+    assert done.code == 0 and (tmp_path / "log").read_text() == "started\n"
