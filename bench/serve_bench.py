@@ -204,15 +204,14 @@ def register_two_versions(work: Path, model_dir: Path) -> str:
     registry, as versions 1 and 2: the champion and the candidate of ``mlspec-split``."""
     import mlflow
 
+    from mlspec.runtime.registry import point_mlflow_at
+
     tracking_uri = f"sqlite:///{work / 'registry.db'}"
-    mlflow.set_tracking_uri(tracking_uri)
-    mlflow.set_registry_uri(tracking_uri)
+    point_mlflow_at(tracking_uri)  # this process only: the servers started later get --tracking-uri
     for _ in range(2):
         with mlflow.start_run() as run:
             mlflow.log_artifacts(str(model_dir), "model")
         mlflow.register_model(f"runs:/{run.info.run_id}/model", MODEL_NAME)
-    os.environ.pop("MLFLOW_TRACKING_URI", None)  # mlflow exports it: keep it from the servers
-    os.environ.pop("MLFLOW_REGISTRY_URI", None)
     return tracking_uri
 
 
