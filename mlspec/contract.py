@@ -44,3 +44,15 @@ FEEDBACK_PATH = "/feedback"
 # trigger (``mlspec trigger serve``) match on.
 PROJECT_LABEL = "mlspec_project"  # metadata.name of the project an alert belongs to
 RETRAIN_LABEL = "mlspec_retrain"  # "true" on the alerts in monitoring.alerts.retrain_on
+
+# The deploy contract between the compiled serving objects and the runtime that applies them
+# (mlspec.compile.kserve writes it, mlspec.runtime.rollout.deploy fills it in). A compiled
+# InferenceService is a template: its model URI names this version, and the role annotation
+# says which registry version the deploy writes in (candidate: the one just registered; stable:
+# the one the baseline alias names when the deploy runs).
+UNPINNED_VERSION = "unpinned"
+MODEL_URI_ANNOTATION = "mlspec.dev/model-uri"
+MODEL_ROLE_ANNOTATION = "mlspec.dev/model-role"
+CANDIDATE_ROLE, STABLE_ROLE = "candidate", "stable"
+# The bundle's file name inside the spec ConfigMap (Tekton) and the KFP pipeline parameter.
+DEPLOY_BUNDLE_FILE = "deploy.json"

@@ -263,6 +263,11 @@ class Rollout(SpecModel):
     steps: list[int] | None = Field(
         default=None, description="Canary step plan, e.g. [10, 50, 100]."
     )
+    prometheus_url: Annotated[str, StringConstraints(pattern=r"^https?://[^\s'\"`$\\]+$",
+                                                     max_length=2048)] = Field(
+        default="http://prometheus-operated.monitoring.svc:9090",
+        description="The Prometheus the rollout step asks for each gate (in-cluster URL).",
+    )
 
 
 class Serving(SpecModel):
@@ -274,6 +279,11 @@ class Serving(SpecModel):
     replicas: Replicas = Field(default_factory=Replicas)
     resources: ServingResources = Field(default_factory=ServingResources)
     rollout: Rollout = Field(default_factory=Rollout)
+    deploy: Literal["auto", "manual"] = Field(
+        default="manual",
+        description="auto: the pipeline deploys a version that passed the gate and runs its "
+                    "rollout; manual: the pipeline ends at register (mlspec rollout deploys).",
+    )
 
 
 # --- monitoring -------------------------------------------------------------------------------

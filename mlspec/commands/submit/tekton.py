@@ -16,42 +16,20 @@ without one, from the in-cluster service account.
 
 from __future__ import annotations
 
-import json
-import os
 import sys
-from dataclasses import dataclass
 from typing import Any
 
 from mlspec.errors import UsageError
 
 EXIT_OK, EXIT_FAILED = 0, 1
-REQUEST_TIMEOUT_S = 30
 
 
 class SubmitError(Exception):
     """The Kubernetes API could not be reached or refused a request (exit code 1)."""
 
 
-@dataclass(frozen=True)
-class Kind:
-    """Where the API serves a kind: core (``group`` empty) or a custom resource."""
-
-    group: str
-    version: str
-    plural: str
-
-    @property
-    def api(self) -> str:
-        return f"{self.group}/{self.version}" if self.group else self.version
-
-
-KINDS = {
-    "ConfigMap": Kind("", "v1", "configmaps"),
-    "ServiceAccount": Kind("", "v1", "serviceaccounts"),
-    "Task": Kind("tekton.dev", "v1", "tasks"),
-    "Pipeline": Kind("tekton.dev", "v1", "pipelines"),
-    "PipelineRun": Kind("tekton.dev", "v1", "pipelineruns"),
-}
+# The kinds a submit sends (where the API serves them: mlspec.runtime.kube.KINDS).
+SUBMITTED_KINDS = ("ConfigMap", "ServiceAccount", "Task", "Pipeline", "PipelineRun")
 # Applied with --apply-definitions, in this order (Tasks before the Pipeline that uses them).
 DEFINITIONS = ("ServiceAccount", "Task", "Pipeline")
 
@@ -102,10 +80,13 @@ def objects_of(contents: list[str], namespace: str) -> dict[str, list[dict[str, 
     """The rendered documents of the kinds a submit sends, by kind, placed in ``namespace``."""
     import yaml
 
-    out: dict[str, list[dict[str, Any]]] = {kind: [] for kind in KINDS}
+    from mlspec.runtime.kube import KINDS
+
+    out: dict[str, list[dict[str, Any]]] = {kind: [] for kind in SUBMITTED_KINDS}
     for content in contents:
         for doc in yaml.safe_load_all(content):
-            if doc and doc.get("kind") in KINDS and doc["apiVersion"] == KINDS[doc["kind"]].api:
+            if (doc and doc.get("kind") in out
+                    and doc["apiVersion"] == KINDS[doc["kind"]].api_version):
                 doc["metadata"]["namespace"] = namespace
                 out[doc["kind"]].append(doc)
     return out
@@ -140,153 +121,62 @@ def submit(api: KubeApi, objects: dict[str, list[dict[str, Any]]], namespace: st
 
 
 def _api_client():
-    """An ``ApiClient`` from the kubeconfig (``KUBECONFIG`` read now), else in-cluster config."""
-    from kubernetes import client, config
-    from kubernetes.config.config_exception import ConfigException
+    """An ``ApiClient`` from the kubeconfig, else in-cluster config (``mlspec.runtime.kube``)."""
+    from mlspec.runtime.kube import KubeError, api_client
 
-    kubeconfig = os.environ.get("KUBECONFIG") or os.path.expanduser("~/.kube/config")
-    paths = [p for p in kubeconfig.split(os.pathsep) if p]
-    if any(os.path.exists(p) for p in paths):
-        try:
-            return config.new_client_from_config(config_file=kubeconfig)
-        except (ConfigException, OSError, ValueError, TypeError) as exc:
-            raise UsageError(f"cannot use kubeconfig {kubeconfig}: {exc}") from None
     try:
-        configuration = client.Configuration()
-        config.load_incluster_config(client_configuration=configuration)
-    except ConfigException:
-        raise UsageError("no Kubernetes credentials: no kubeconfig at "
-                         f"{kubeconfig} (set KUBECONFIG) and not running in a cluster") from None
-    return client.ApiClient(configuration)
+        return api_client()
+    except KubeError as exc:
+        raise UsageError(str(exc)) from None
 
 
 class KubeApi:
-    """The few calls a submit makes, with every failure turned into one clear ``SubmitError``."""
+    """The few calls a submit makes (``mlspec.runtime.kube``), each failure a ``SubmitError``."""
 
     def __init__(self, api_client) -> None:
-        from kubernetes import client
+        from mlspec.runtime.kube import Kube
 
-        self._client = api_client
-        self._core = client.CoreV1Api(api_client)
-        self._custom = client.CustomObjectsApi(api_client)
-        self.host = api_client.configuration.host
+        self._kube = Kube(api_client)
+        self.host = self._kube.host
 
     def close(self) -> None:
-        self._client.close()
+        self._kube.close()
 
     def get(self, kind: str, namespace: str, name: str) -> dict[str, Any] | None:
         """The object, or None when it does not exist."""
-        try:
-            return self._call("get", kind, namespace, name=name)
-        except _NotFound:
-            return None
+        return self._guarded(lambda: self._kube.get(kind, namespace, name))
 
     def create(self, kind: str, namespace: str, body: dict[str, Any]) -> dict[str, Any]:
-        return self._call("create", kind, namespace, body=body)
+        return self._guarded(lambda: self._kube.create(namespace, body))
 
     def apply(self, kind: str, namespace: str, body: dict[str, Any]) -> str:
         """Create ``body``, or replace the existing object with it; returns what was done."""
+        from mlspec.runtime.kube import Conflict
+
         name = body["metadata"]["name"]
         for _ in range(3):  # a concurrent writer can win a round; then read and try again
             current = self.get(kind, namespace, name)
             try:
                 if current is None:
-                    self.create(kind, namespace, body)
+                    self._guarded(lambda: self._kube.create(namespace, body), Conflict)
                     return "created"
                 version = current["metadata"].get("resourceVersion")
                 replacement = {**body, "metadata": {**body["metadata"],
                                                     "resourceVersion": version}}
-                self._call("replace", kind, namespace, name=name, body=replacement)
+                self._guarded(lambda r=replacement: self._kube.replace(namespace, r), Conflict)
                 return "configured"
-            except _Conflict:
+            except Conflict:
                 continue
         raise SubmitError(f"{kind.lower()}/{name} kept changing while it was being applied; "
                           "try again")
 
-    def _call(self, verb: str, kind: str, namespace: str, name: str | None = None,
-              body: dict[str, Any] | None = None) -> dict[str, Any]:
-        from kubernetes.client.exceptions import ApiException
-        from urllib3.exceptions import HTTPError
+    @staticmethod
+    def _guarded(call, passing: type[Exception] | None = None):
+        from mlspec.runtime.kube import KubeError
 
-        spec = KINDS[kind]
         try:
-            result = self._invoke(verb, spec, namespace, name, body)
-        except ApiException as exc:
-            raise _refusal(exc, verb, kind, namespace,
-                           name or (body or {}).get("metadata", {}).get("name")) from None
-        except (HTTPError, OSError) as exc:
-            raise SubmitError(f"cannot reach the Kubernetes API at {self.host}: "
-                              f"{_reason(exc)}") from None
-        return result if isinstance(result, dict) else self._client.sanitize_for_serialization(
-            result)
-
-    def _invoke(self, verb: str, spec: Kind, namespace: str, name: str | None,
-                body: dict[str, Any] | None) -> Any:
-        opts = {"_request_timeout": REQUEST_TIMEOUT_S}
-        if not spec.group:  # core kinds: typed API, named by kind
-            singular = {"configmaps": "config_map", "serviceaccounts": "service_account"}[
-                spec.plural]
-            method = getattr(self._core, f"{_CORE_VERBS[verb]}_namespaced_{singular}")
-            args = [a for a in (name, namespace, body) if a is not None]
-            return method(*args, **opts)
-        method = getattr(self._custom, f"{_CUSTOM_VERBS[verb]}_namespaced_custom_object")
-        args = [spec.group, spec.version, namespace, spec.plural]
-        if name is not None:
-            args.append(name)
-        if body is not None:
-            args.append(body)
-        return method(*args, **opts)
-
-
-_CORE_VERBS = {"get": "read", "create": "create", "replace": "replace"}
-_CUSTOM_VERBS = {"get": "get", "create": "create", "replace": "replace"}
-
-
-class _NotFound(SubmitError):
-    pass
-
-
-class _Conflict(SubmitError):
-    pass
-
-
-def _refusal(exc, verb: str, kind: str, namespace: str, name: str | None) -> SubmitError:
-    what = f"{kind.lower()}/{name}" if name else kind.lower()
-    message = _status_message(exc)
-    if exc.status == 404 and verb == "get" and _names_an_object(exc):
-        return _NotFound(message)
-    if exc.status == 409:
-        return _Conflict(message)
-    if exc.status in (401, 403):
-        return SubmitError(f"the Kubernetes API refused to {verb} {what} in namespace "
-                           f"{namespace!r} (HTTP {exc.status}): {message}; check that your "
-                           "account may do this (kubectl auth can-i)")
-    if exc.status == 404 and KINDS[kind].group:
-        return SubmitError(f"the Kubernetes API does not serve {KINDS[kind].plural}."
-                           f"{KINDS[kind].group}/{KINDS[kind].version} (HTTP 404): is Tekton "
-                           f"Pipelines installed? {message}")
-    return SubmitError(f"the Kubernetes API refused to {verb} {what} in namespace "
-                       f"{namespace!r} (HTTP {exc.status}): {message}")
-
-
-def _names_an_object(exc) -> bool:
-    """A 404 about a missing object (a Status naming it), not about an unserved resource."""
-    try:
-        return bool(json.loads(exc.body or "").get("details", {}).get("name"))
-    except (ValueError, AttributeError, TypeError):
-        return False
-
-
-def _status_message(exc) -> str:
-    """The ``message`` of the API server's Status body, else the HTTP reason."""
-    try:
-        return str(json.loads(exc.body or "").get("message") or exc.reason)
-    except (ValueError, AttributeError, TypeError):
-        return str(exc.reason)
-
-
-def _reason(exc: Exception) -> str:
-    from mlspec.runtime.errors import first_line
-
-    reason = getattr(exc, "reason", None)  # the API's own short reason, when it gives one
-    return first_line(Exception(reason) if reason else exc)
+            return call()
+        except KubeError as exc:
+            if passing is not None and isinstance(exc, passing):
+                raise
+            raise SubmitError(str(exc)) from None
