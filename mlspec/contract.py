@@ -54,5 +54,7 @@ UNPINNED_VERSION = "unpinned"
 MODEL_URI_ANNOTATION = "mlspec.dev/model-uri"
 MODEL_ROLE_ANNOTATION = "mlspec.dev/model-role"
 CANDIDATE_ROLE, STABLE_ROLE = "candidate", "stable"
+# On every object the deploy applies (not kubectl apply -k: unpinned, it would serve nothing).
+DEPLOY_ANNOTATION, DEPLOY_TEMPLATE = "mlspec.dev/deploy", "template"
 # The bundle's file name inside the spec ConfigMap (Tekton) and the KFP pipeline parameter.
 DEPLOY_BUNDLE_FILE = "deploy.json"

@@ -103,6 +103,11 @@ def breaks_lines(text: str) -> bool:
     return any(unicodedata.category(c) in _LINE_BREAKING for c in text)
 
 
+def deployer_account(name: str) -> str:
+    """The ServiceAccount (and Role) of project ``name``'s deploy and rollout steps."""
+    return f"{name}-deployer"
+
+
 def standard_labels(name: str, spec_labels: Mapping[str, str] | Iterable[tuple[str, str]],
                     extra: Mapping[str, str] | None = None) -> dict[str, str]:
     """The labels of an object generated for project ``name``: the spec's ``metadata.labels``

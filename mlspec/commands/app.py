@@ -185,6 +185,10 @@ def serve(
                                  "container as a local process (compiled serving/*.yaml).")
     ] = None,
     secret_env: SecretEnvOpt = None,
+    model_version: Annotated[
+        int | None, typer.Option("--model-version", help="With --manifest: the registry version "
+                                 "to pin into the compiled deploy template.")
+    ] = None,
     candidate: Annotated[
         str | None, typer.Option("--candidate", help="Also serve this version of the model as "
                                  "a rollout's candidate (MODEL_URI is the champion).")
@@ -210,7 +214,9 @@ def serve(
         from mlspec.commands.rehearsal.serving import serve_manifest
 
         _exit_with(serve_manifest, manifest, name=name, host=host, port=port,
-                   secret_env=secret_env or [])
+                   secret_env=secret_env or [], model_version=model_version)
+    if model_version is not None:
+        _fail_usage("--model-version goes with --manifest (a MODEL_URI names its version)")
     if model_uri is None or secret_env:
         _fail_usage("give MODEL_URI (or --manifest FILE; --secret-env goes with --manifest)")
     from mlspec.runtime.serving.server import serve_command
@@ -227,11 +233,14 @@ def rollout(
     version: Annotated[int, typer.Option("--version", help="The candidate's registry version.")],
     local: Annotated[
         str | None, typer.Option("--local", help="Admin API of `mlspec serve ... --candidate` "
-                                 "(e.g. http://127.0.0.1:8081).")
+                                 "(e.g. http://127.0.0.1:8081); without it, the kubeconfig's "
+                                 "cluster.")
     ] = None,
     prometheus: Annotated[
-        str, typer.Option("--prometheus", help="Prometheus that scrapes the server.")
-    ] = "http://127.0.0.1:9090",
+        str | None, typer.Option("--prometheus", help="Prometheus that scrapes the server "
+                                 "(default: 127.0.0.1:9090 with --local, else "
+                                 "serving.rollout.prometheus_url).")
+    ] = None,
     hold: Annotated[
         str | None, typer.Option("--hold", help="Hold every step this long instead of the "
                                  "plan's (e.g. 30s, for a laptop).")

@@ -1,18 +1,27 @@
-"""``mlspec rollout SPEC --version N --local URL``: carry out the compiled canary plan.
+"""``mlspec rollout SPEC --version N [--local URL]``: carry out the compiled canary plan.
 
 The plan is the one ``mlspec compile`` writes to ``serving/rollout-plan.yaml`` (rendered here from
 the same spec and profile, so the two never disagree). ``--local`` names the admin API of
 ``mlspec serve CHAMPION --candidate models:/NAME/N``; ``--prometheus`` the Prometheus that
-scrapes that server. The executor (``mlspec.runtime.rollout``) steps the traffic and judges the
-gates; the report goes to ``--report`` (default ``.mlspec/rollouts/<model>-v<N>.json``) and onto
-the version as registry tags; only a promoted rollout moves ``validation.baseline.alias``.
+scrapes that server. Without ``--local`` the rollout happens on the cluster of the kubeconfig,
+exactly as the pipeline's deploy and rollout steps do it (``deploy: manual`` is this command):
+version N pinned into the compiled serving objects and server-side applied, then KServe's
+``canaryTrafficPercent`` stepped, gated on ``--prometheus`` (default
+``serving.rollout.prometheus_url``; from a workstation, a port-forward). The bundle, the
+deployment record and the report go to ``.mlspec/rollouts/<model>-v<N>/``.
 
-Exit codes: 0 promoted, 1 rolled back (or the spec is invalid), 2 usage: an unknown profile, a
-strategy without a step plan, an admin API that serves another candidate.
+The executor (``mlspec.runtime.rollout``) steps the traffic and judges the gates; the report goes
+to ``--report`` (default ``.mlspec/rollouts/<model>-v<N>.json`` locally) and onto the version as
+registry tags; only a promoted rollout moves ``validation.baseline.alias``.
+
+Exit codes: 0 promoted, 1 rolled back (or the spec is invalid, or the deploy failed), 2 usage: an
+unknown profile, a strategy without a step plan, an admin API that serves another candidate, no
+Kubernetes credentials.
 """
 
 from __future__ import annotations
 
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -23,8 +32,11 @@ EXIT_PROMOTED, EXIT_ROLLED_BACK, EXIT_USAGE = 0, 1, 2
 PLAN_FILE = "serving/rollout-plan.yaml"
 
 
+LOCAL_PROMETHEUS = "http://127.0.0.1:9090"
+
+
 def rollout_command(spec: str, version: int, profile: str | None, local: str | None,
-                    prometheus: str, hold: str | None, report_path: str | None) -> int:
+                    prometheus: str | None, hold: str | None, report_path: str | None) -> int:
     """The ``mlspec rollout`` command; returns the exit code.
 
     Raises:
@@ -35,17 +47,16 @@ def rollout_command(spec: str, version: int, profile: str | None, local: str | N
     from mlspec.runtime.rollout.executor import PROMOTED, LocalTraffic, RolloutError, parse_duration
     from mlspec.runtime.steps.rollout import run_rollout
 
-    if local is None:
-        raise UsageError("give --local ADMIN_URL (the admin API of `mlspec serve CHAMPION "
-                         "--candidate models:/NAME/N`); a cluster's rollout is the pipeline's "
-                         "own step")
     if version < 1:
         raise UsageError(f"--version {version}: a registry version is 1 or more")
-    loaded, refused = load_checked(spec, profile, local=True)
+    loaded, refused = load_checked(spec, profile, local=local is not None)
     if refused is not None:
         return refused
     project = loaded.project
     plan = _compiled_plan(project)
+    if local is None:
+        return _on_cluster(project, version, prometheus, hold, report_path)
+    prometheus = prometheus or LOCAL_PROMETHEUS
     path = Path(report_path or Path(".mlspec") / "rollouts"
                 / f"{project.model_name}-v{version}.json")
     try:  # what can be refused before any traffic moves is a usage error
@@ -62,6 +73,52 @@ def rollout_command(spec: str, version: int, profile: str | None, local: str | N
             print(f"error: {exc} (the report is in {path})")
             return EXIT_ROLLED_BACK
         raise UsageError(str(exc)) from None
+    _print_outcome(report, path)
+    return EXIT_PROMOTED if report["outcome"] == PROMOTED else EXIT_ROLLED_BACK
+
+
+def _on_cluster(project, version: int, prometheus: str | None, hold: str | None,
+                report_path: str | None) -> int:
+    """Deploy version ``version`` and carry its canary out on the kubeconfig's cluster."""
+    import json
+
+    from mlspec.compile.context import build_context
+    from mlspec.compile.kserve import deploy_bundle
+    from mlspec.runtime.errors import StepError
+    from mlspec.runtime.kube import Kube, KubeError
+    from mlspec.runtime.rollout.executor import PROMOTED, RolloutError, parse_duration
+    from mlspec.runtime.steps.deploy import run_deploy
+    from mlspec.runtime.steps.rollout import run_cluster_rollout
+
+    if hold is not None:
+        try:
+            parse_duration(hold)
+        except RolloutError as exc:
+            raise UsageError(str(exc)) from None
+    ctx = build_context(project)
+    folder = Path(".mlspec") / "rollouts" / f"{project.model_name}-v{version}"
+    folder.mkdir(parents=True, exist_ok=True)
+    bundle = folder / "deploy.json"
+    bundle.write_text(json.dumps(deploy_bundle(project, ctx.strategy, ctx.inference_services),
+                                 sort_keys=True, indent=1), encoding="utf-8")
+    registration = folder / "registration.json"
+    registration.write_text(json.dumps({"name": project.model_name, "version": str(version)}),
+                            encoding="utf-8")
+    path = Path(report_path) if report_path else folder / "report.json"
+    try:
+        kube = Kube()
+    except KubeError as exc:
+        raise UsageError(str(exc)) from None
+    try:
+        run_deploy(project, str(registration), str(bundle), str(folder / "deployment.json"),
+                   kube=kube)
+        report = run_cluster_rollout(project, str(folder / "deployment.json"), str(bundle),
+                                     str(path), prometheus_url=prometheus, hold=hold, kube=kube)
+    except StepError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_ROLLED_BACK
+    finally:
+        kube.close()
     _print_outcome(report, path)
     return EXIT_PROMOTED if report["outcome"] == PROMOTED else EXIT_ROLLED_BACK
 

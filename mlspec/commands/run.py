@@ -105,6 +105,12 @@ def run_command(spec: str, profile: str | None, workdir: str | None, engine: str
     if refused is not None:
         return refused
     project = loaded.project
+    if project.serving.deploy == "auto":
+        # A laptop has no cluster to deploy to: the local run is the pipeline up to register.
+        print("serving.deploy: auto: the deploy and rollout steps run on a cluster; this local "
+              "run ends at register (mlspec serve --candidate + mlspec rollout --local carry a "
+              "rollout out here)", file=sys.stderr)
+        project.serving.deploy = "manual"
     run_dir = Path(workdir) if workdir else default_run_dir(project.metadata.name)
     if engine == "tekton":
         from mlspec.commands.rehearsal.command import rehearse_spec

@@ -9,9 +9,11 @@ hands the same one to every ``render(project, graph, ctx)``.
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 
 from mlspec import contract
+from mlspec.compile.kserve import deploy_bundle
 from mlspec.compile.plan import choose_strategy
 from mlspec.spec.models import Project
 from mlspec.targets import TARGETS
@@ -36,12 +38,16 @@ class RenderContext:
         webhooks: engine name -> the in-cluster URL where a POST starts its pipeline.
         retrain_webhook_url: where Alertmanager sends retraining alerts: the first compiled
             engine's webhook, else the ``mlspec trigger serve`` Service.
+        deploy_bundle: with ``serving.deploy: auto``, what the pipeline's deploy and rollout
+            steps receive (``mlspec.compile.kserve.deploy_bundle`` as compact JSON, keys
+            sorted), so the pipelines apply exactly the objects ``serving/`` shows; else None.
     """
 
     strategy: str
     inference_services: tuple[str, ...]
     webhooks: tuple[tuple[str, str], ...]
     retrain_webhook_url: str
+    deploy_bundle: str | None = None
 
     def webhook(self, engine: str) -> str:
         """The webhook URL of ``engine`` (one with ``alert_webhook`` in the registry)."""
@@ -71,9 +77,15 @@ def build_context(project: Project, previous: Project | None = None) -> RenderCo
         for t in TARGETS if t.alert_webhook)
     retrain = next((url for engine, url in webhooks if engine in project.targets),
                    trigger_service_url(project))
+    services = tuple(name + s for s in INFERENCE_SERVICE_SUFFIXES[strategy])
+    bundle = None
+    if project.serving.deploy == "auto":
+        bundle = json.dumps(deploy_bundle(project, strategy, services), sort_keys=True,
+                            separators=(",", ":"), ensure_ascii=True)
     return RenderContext(
         strategy=strategy,
-        inference_services=tuple(name + s for s in INFERENCE_SERVICE_SUFFIXES[strategy]),
+        inference_services=services,
         webhooks=webhooks,
         retrain_webhook_url=retrain,
+        deploy_bundle=bundle,
     )

@@ -69,6 +69,10 @@ class Step:
     run_if: tuple[str, str] | None = None
     # Credentials, only ever as Secret references (registry.credentials_secret and so on).
     secrets: tuple[SecretEnv, ...] = ()
+    # Reads the deploy bundle (``--bundle PATH``: the serving objects and the rollout plan).
+    bundle: bool = False
+    # Runs as this ServiceAccount where the engine allows one per step (the deployer's RBAC).
+    service_account: str | None = None
 
     def output(self, name: str) -> Artifact:
         for artifact in self.outputs:
@@ -104,7 +108,7 @@ class PipelineGraph:
 DEFAULT_IMAGE_REPO = "ghcr.io/mlspec/mlspec-runtime"
 # The steps that talk to the registry (evaluate and the gate look the champion up) and the one
 # that reads the data source; they alone get the matching credentials.
-REGISTRY_STEPS = ("evaluate", "gate", "register")
+REGISTRY_STEPS = ("evaluate", "gate", "register", "deploy", "rollout")
 SOURCE_STEPS = ("ingest",)
 
 # The step table: (name, description, inputs, outputs, retries, cacheable). Inputs are
@@ -176,6 +180,32 @@ _STEP_TABLE: tuple[
 )
 
 
+# With serving.deploy: auto, after register: pin the registered version into the serving objects
+# and apply them, then carry the rollout out (promote or roll back on Prometheus' figures).
+_DEPLOY_STEPS: tuple[
+    tuple[str, str, tuple[tuple[str, str, str], ...], tuple[Artifact, ...], int, int], ...
+] = (
+    (
+        "deploy",
+        "Pin the registered version into the serving objects and apply them.",
+        (("registration", "register", "registration"),),
+        (Artifact("deployment", JSON_FILE, "deployment.json"),),
+        2,
+        600,
+    ),
+    (
+        "rollout",
+        "Step the candidate's traffic through the plan, gated on Prometheus; promote or roll "
+        "back.",
+        (("deployment", "deploy", "deployment"),),
+        (Artifact("report", JSON_FILE, "rollout.json"),),
+        0,
+        # The plan's holds (10 minutes a step by default) with room for the judging.
+        4 * 3600,
+    ),
+)
+
+
 def runtime_image(project: Project) -> str:
     """The container image every step and the server run: serving.image, else this version's
     runtime image, its torch variant for a torch model (scripts/build-image.sh tags both)."""
@@ -220,6 +250,15 @@ def build_graph(project: Project) -> PipelineGraph:
                 secrets=step_secrets(project, name),
             )
         )
+    if project.serving.deploy == "auto":
+        account = k8s.deployer_account(project.metadata.name)
+        for name, description, inputs, outputs, retries, timeout in _DEPLOY_STEPS:
+            steps.append(Step(name=name, description=description,
+                              inputs=tuple(Input(*i) for i in inputs), outputs=outputs,
+                              resources=light, retries=retries, timeout_seconds=timeout,
+                              cacheable=False, run_if=("gate", "passed"),
+                              secrets=step_secrets(project, name), bundle=True,
+                              service_account=account))
     return PipelineGraph(
         name=project.metadata.name,
         namespace=project.namespace,

@@ -38,8 +38,7 @@ from typing import Any
 import yaml
 
 from mlspec import contract, k8s
-from mlspec.compile.context import RenderContext
-from mlspec.compile.graph import PipelineGraph, runtime_image
+from mlspec.compile.graph import runtime_image
 from mlspec.compile.promql import promql_string
 from mlspec.spec.models import Project
 
@@ -71,11 +70,16 @@ def _labels(project: Project, role: str) -> dict[str, str]:
         "app.kubernetes.io/component": "model-server", f"{k8s.PREFIX}role": role})
 
 
-def _meta(project: Project, name: str, role: str, annotations: dict | None = None) -> dict:
+def _meta(project: Project, name: str, role: str, annotations: dict | None = None,
+          deployed: bool = True) -> dict:
+    """Metadata; ``deployed`` objects carry ``mlspec.dev/deploy: template`` (the deploy pins and
+    applies them; ``kustomization.yaml`` leaves them out)."""
+    notes = {**(annotations or {}), **({contract.DEPLOY_ANNOTATION: contract.DEPLOY_TEMPLATE}
+                                       if deployed else {})}
     meta: dict[str, Any] = {"name": name, "namespace": project.namespace,
                             "labels": _labels(project, role)}
-    if annotations:
-        meta["annotations"] = annotations
+    if notes:
+        meta["annotations"] = notes
     return meta
 
 
@@ -284,7 +288,8 @@ def rollout_plan(project: Project, steps: list[int]) -> dict:
     }
     text = yaml.safe_dump(plan, sort_keys=True, default_flow_style=False, width=1000)
     return {"apiVersion": "v1", "kind": "ConfigMap",
-            "metadata": _meta(project, f"{project.metadata.name}-rollout-plan", "rollout-plan"),
+            "metadata": _meta(project, f"{project.metadata.name}-rollout-plan", "rollout-plan",
+                              deployed=False),
             "data": {"plan.yaml": text}}
 
 

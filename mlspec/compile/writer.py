@@ -54,9 +54,13 @@ def is_kubernetes_manifest(f: OutputFile) -> bool:
     no ``kind``, and JSON (the Grafana dashboard) is not listed; a PipelineRun with
     ``generateName`` is for ``kubectl create`` (each create a new run), so they all stay out.
     A renderer makes a file a resource by writing it as such an object (the monitoring target's
-    AlertmanagerConfig and dashboard ConfigMap), not by a flag.
+    AlertmanagerConfig and dashboard ConfigMap), not by a flag. Deploy templates (annotation
+    ``mlspec.dev/deploy: template``: serving objects whose model version a deploy pins) stay
+    out too: applied as compiled they would serve nothing.
     """
     import yaml
+
+    from mlspec.contract import DEPLOY_ANNOTATION, DEPLOY_TEMPLATE
 
     if not f.path.endswith((".yaml", ".yml")):
         return False
@@ -67,7 +71,9 @@ def is_kubernetes_manifest(f: OutputFile) -> bool:
         return False
     return bool(docs) and all(isinstance(d, dict) and "apiVersion" in d and "kind" in d
                               and isinstance(d.get("metadata"), dict)
-                              and d["metadata"].get("name") for d in docs)
+                              and d["metadata"].get("name")
+                              and (d["metadata"].get("annotations") or {}).get(DEPLOY_ANNOTATION)
+                              != DEPLOY_TEMPLATE for d in docs)
 
 
 def manifest(files: list[OutputFile], spec_sha256: str, spec_name: str, profile: str | None,

@@ -163,3 +163,23 @@ def traffic_percent_with_blue_green(ctx: Context) -> Iterator[Finding]:
     if rollout.strategy == "blue-green" and ctx.given(path):
         yield Finding(path, "blue-green switches all traffic at once; traffic_percent is ignored",
                       "remove traffic_percent, or use strategy: canary")
+
+
+@rule("MLS249", "auto-deploy-without-canary")
+def auto_deploy_without_canary(ctx: Context) -> Iterator[Finding]:
+    """``serving.deploy: auto`` with a rollout strategy the pipeline's rollout step cannot run.
+
+    Anti-pattern: ``deploy: auto`` with ``strategy: shadow`` (or ``ab``, ``blue-green``, or
+    ``auto``, which may pick one of them) — the pipeline's rollout step steps canary plans
+    (KServe ``canaryTrafficPercent`` gated on Prometheus); it would deploy the objects and have
+    nothing to decide with.
+
+    Best practice: ``strategy: canary`` for an automatic deploy; for the other strategies keep
+    ``deploy: manual``.
+    """
+    serving = ctx.project.serving
+    if serving.deploy == "auto" and serving.rollout.strategy != "canary":
+        yield Finding(("serving", "rollout", "strategy"),
+                      f"deploy: auto runs canary rollouts; strategy {serving.rollout.strategy!r} "
+                      "has no step plan the pipeline can carry out",
+                      "use strategy: canary, or deploy: manual")

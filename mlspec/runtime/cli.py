@@ -5,8 +5,11 @@ step failed (one line on stderr, no traceback), 2 usage. A rejected model makes 
 except when the caller asks for the verdict as a value (``--out passed=PATH``): pipelines branch
 on that value, so there the gate exits 0 either way (``--fail-on-reject`` forces exit 1).
 
-``rollout`` carries out a canary plan (``--in plan=plan.yaml --out report=PATH --version N
---admin URL --prometheus URL [--hold D]``): exit 0 promoted, 1 rolled back.
+``deploy`` pins the registered version into the deploy bundle's serving objects and applies them
+(``--in registration=PATH --bundle deploy.json --out deployment=PATH``). ``rollout`` carries out a
+canary plan, on a cluster after deploy (``--in deployment=PATH --bundle deploy.json --out
+report=PATH``) or against ``mlspec serve --candidate`` (``--in plan=plan.yaml --out report=PATH
+--version N --admin URL --prometheus URL [--hold D]``): exit 0 promoted, 1 rolled back.
 
 ``python -m mlspec.runtime serve ...`` starts the model server
 (``mlspec.runtime.serving.server``); it is the serving container's entry point.
@@ -101,14 +104,30 @@ def _drift(spec, i, o, a):
     return f"drift: {'drift in ' + ', '.join(drifted) if drifted else 'no drift'}"
 
 
-def _rollout(spec, i, o, a):
-    from mlspec.runtime.steps.rollout import read_plan, run_rollout
+def _deploy(spec, i, o, a):
+    from mlspec.runtime.steps.deploy import run_deploy
 
-    for flag, value in (("--version", a.version), ("--admin", a.admin)):
-        if value is None:
-            raise StepError(f"rollout needs {flag}")
-    r = run_rollout(spec, read_plan(i["plan"]), a.version, a.admin, a.prometheus, o["report"],
-                    hold=a.hold)
+    if a.bundle is None:
+        raise StepError("deploy needs --bundle PATH (the compiled deploy bundle)")
+    r = run_deploy(spec, i["registration"], a.bundle, o["deployment"])
+    return f"deploy: {r['model_uri']} ({len(r['objects'])} objects applied)"
+
+
+def _rollout(spec, i, o, a):
+    from mlspec.runtime.steps.rollout import read_plan, run_cluster_rollout, run_rollout
+
+    if "deployment" in i:
+        if a.bundle is None:
+            raise StepError("rollout --in deployment=PATH needs --bundle PATH")
+        r = run_cluster_rollout(spec, i["deployment"], a.bundle, o["report"],
+                                prometheus_url=a.prometheus, hold=a.hold)
+    else:
+        for flag, value in (("--in plan=PATH (or --in deployment=PATH)", i.get("plan")),
+                            ("--version", a.version), ("--admin", a.admin)):
+            if value is None:
+                raise StepError(f"rollout needs {flag}")
+        r = run_rollout(spec, read_plan(i["plan"]), a.version, a.admin,
+                        a.prometheus or LOCAL_PROMETHEUS, o["report"], hold=a.hold)
     text = f"rollout: {r['outcome']} {r['model']} version {r['version']}: {r['reason']}"
     if r["outcome"] != "promoted":
         raise StepError(text)
@@ -126,8 +145,12 @@ STEPS: dict[str, StepDef] = {
                         optional_inputs=("metrics", "decision", "dataset")),
     "drift": StepDef(_drift, ("reference", "current"), (), optional_outputs=("report", "html"),
                      needs_spec=False),
-    "rollout": StepDef(_rollout, ("plan",), ("report",)),
+    "deploy": StepDef(_deploy, ("registration",), ("deployment",)),
+    "rollout": StepDef(_rollout, (), ("report",), optional_inputs=("plan", "deployment")),
 }
+
+
+LOCAL_PROMETHEUS = "http://127.0.0.1:9090"
 
 
 class _Usage(Exception):
@@ -150,8 +173,10 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--threshold", type=float, help="drift: the threshold")
     parser.add_argument("--version", type=int, help="rollout: the candidate's registry version")
     parser.add_argument("--admin", help="rollout: the admin API of mlspec serve --candidate")
-    parser.add_argument("--prometheus", default="http://127.0.0.1:9090",
-                        help="rollout: Prometheus' URL")
+    parser.add_argument("--prometheus",
+                        help="rollout: Prometheus' URL (default: the bundle's on a cluster, "
+                             f"{LOCAL_PROMETHEUS} locally)")
+    parser.add_argument("--bundle", help="deploy, rollout: the compiled deploy bundle (JSON)")
     parser.add_argument("--hold", help="rollout: hold every step this long (e.g. 30s)")
     return parser
 

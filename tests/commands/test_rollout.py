@@ -28,9 +28,13 @@ def _closed_port() -> int:
         return sock.getsockname()[1]
 
 
-def test_it_needs_the_local_admin_api(tmp_path: Path) -> None:
+def test_without_local_it_needs_a_cluster(tmp_path: Path, monkeypatch) -> None:
+    """No --local: the kubeconfig's cluster (tests/runtime/rollout/test_deploy.py); without
+    credentials that is a usage error, before anything is applied."""
+    monkeypatch.setenv("KUBECONFIG", str(tmp_path / "absent"))
+    monkeypatch.delenv("KUBERNETES_SERVICE_HOST", raising=False)
     done = _rollout(tmp_path, "--version", "2")
-    assert done.returncode == 2 and "give --local ADMIN_URL" in done.stderr, done.stderr
+    assert done.returncode == 2 and "no Kubernetes credentials" in done.stderr, done.stderr
 
 
 def test_a_version_is_one_or_more(tmp_path: Path) -> None:

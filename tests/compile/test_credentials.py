@@ -23,14 +23,17 @@ REGISTRY_SECRET, DATA_SECRET = "mlflow-credentials", "iris-data-reader"
 
 @pytest.fixture(scope="module")
 def prod(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The iris example's prod profile (a tracking server and its Secret), plus a data Secret,
-    compiled for every target."""
+    """The iris example's prod profile (a tracking server and its Secret), plus a data Secret
+    and the pipeline's own deploy (whose steps read the registry too), compiled for every
+    target."""
     root = tmp_path_factory.mktemp("credentials")
     text = IRIS.read_text()
     old = "    uri: sklearn://iris\n"
     assert old in text
     spec = root / "mlproject.yaml"
-    spec.write_text(text.replace(old, f"{old}    credentials_secret: {DATA_SECRET}\n"))
+    assert "\nserving:\n" in text
+    spec.write_text(text.replace(old, f"{old}    credentials_secret: {DATA_SECRET}\n")
+                    .replace("\nserving:\n", "\nserving:\n  deploy: auto\n"))
     dest = root / "out"
     assert compile_command(str(spec), str(dest), [], "prod", strict=True) == 0
     return dest

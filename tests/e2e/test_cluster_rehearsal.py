@@ -106,8 +106,10 @@ def test_rehearsed_pipeline_registers_on_a_tracking_server_and_the_manifest_serv
         assert {"name": "MLFLOW_TRACKING_URI", "value": tracking_uri} in container["env"]
 
         serve_port = free_port()
+        # The compiled InferenceService is a deploy template: pinned here as the deploy pins it.
         procs.start("serve", [str(MLSPEC), "serve", "--manifest", str(manifest), "--port",
-                              str(serve_port), "--secret-env", f"{SECRET}=creds.env"], cwd=work)
+                              str(serve_port), "--secret-env", f"{SECRET}=creds.env",
+                              "--model-version", str(version.version)], cwd=work)
         base = f"http://127.0.0.1:{serve_port}/v2"
         wait_for("the InferenceService container", lambda: _healthy(f"{base}/health/ready"),
                  timeline, procs)

@@ -67,6 +67,32 @@ def load_predictor(manifest: Path, name: str | None) -> tuple[dict, dict, list[d
     return service, dict(chosen), list(predictor.get("volumes") or [])
 
 
+def pinned(service: dict, container: dict, version: int | None,
+           manifest: str) -> tuple[dict, dict]:
+    """``service`` and its container with ``version`` pinned in (see ``serve_manifest``)."""
+    from mlspec.contract import UNPINNED_VERSION
+    from mlspec.runtime.errors import StepError
+    from mlspec.runtime.rollout.deploy import pin_service
+
+    template = any(str(a).endswith(f"/{UNPINNED_VERSION}") and str(a).startswith("models:/")
+                   for a in container.get("args") or [])
+    if version is None:
+        if template:
+            raise UsageError(f"--manifest {manifest}: its InferenceService is a deploy template "
+                             f"(models:/NAME/{UNPINNED_VERSION}); give --model-version N to "
+                             "serve registry version N, as the deploy step pins it")
+        return service, container
+    if version < 1:
+        raise UsageError(f"--model-version {version}: a registry version is 1 or more")
+    try:
+        service = pin_service(service, str(version))
+    except StepError as exc:
+        raise UsageError(f"--manifest {manifest}: {exc}") from None
+    containers = service["spec"]["predictor"]["containers"]
+    chosen = next(c for c in containers if c.get("name") == container.get("name"))
+    return service, dict(chosen)
+
+
 def container_port(container: dict) -> int:
     ports = container.get("ports") or []
     return int(ports[0].get("containerPort", DEFAULT_PORT)) if ports else DEFAULT_PORT
@@ -160,16 +186,21 @@ def readiness_url(container: dict, port: int) -> str | None:
 
 def serve_manifest(manifest: str, name: str | None = None, host: str = "127.0.0.1",
                    port: int | None = None, secret_env: list[str] | None = None,
-                   folder: Path | None = None) -> int:
+                   folder: Path | None = None, model_version: int | None = None) -> int:
     """The body of ``mlspec serve --manifest``: returns the exit code.
 
+    A compiled InferenceService is a deploy template (``models:/NAME/unpinned``):
+    ``model_version`` pins it, as the pipeline's deploy step does.
+
     Raises:
-        UsageError: see ``load_predictor``, ``rebind`` and ``--secret-env``.
+        UsageError: see ``load_predictor``, ``rebind`` and ``--secret-env``; a template without
+            ``model_version``, or ``model_version`` for a manifest already pinned.
     """
     import secrets as random_names
 
     sources = Sources(secrets=parse_secret_env(list(secret_env or [])))
     service, container, volumes = load_predictor(Path(manifest), name)
+    service, container = pinned(service, container, model_version, manifest)
     local_port = port if port is not None else container_port(container)
     container = rebind(container, host, port)
     service_name = str((service.get("metadata") or {}).get("name"))

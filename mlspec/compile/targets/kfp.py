@@ -11,6 +11,7 @@ the spec enters the IR only as the default of the ``spec`` parameter.
 
 # No `from __future__ import annotations`: kfp reads the pipeline function's annotations as types.
 import importlib
+import itertools
 import json
 import keyword
 import linecache
@@ -45,10 +46,12 @@ ARTIFACT_TYPES = {DATASET: "Dataset", MODEL: "Model", JSON_FILE: "Artifact"}
 GPU_RESOURCE = "nvidia.com/gpu"
 # Pipeline parameters: the resolved spec (JSON) and the data source (overrides data.source.uri).
 SPEC_PARAM, DATA_URI_PARAM = "spec", "data_uri"
+# With serving.deploy: auto, the deploy bundle (JSON) is a third parameter, for the deploy steps.
+BUNDLE_PARAM = "deploy_bundle"
 
 
 def _mlspec_step(step: str, spec: str, inputs: dict, outputs: dict, values: list,
-                 data_uri: str = "") -> dict:
+                 data_uri: str = "", bundle: str = "") -> dict:
     """Run one ``mlspec.runtime`` step; this source is shipped inside every component.
 
     Arguments are passed as a list (never through a shell). VALUE outputs (the gate's
@@ -72,6 +75,11 @@ def _mlspec_step(step: str, spec: str, inputs: dict, outputs: dict, values: list
         argv += ["--in", f"{name}={inputs[name]}"]
     for name in sorted(paths):
         argv += ["--out", f"{name}={paths[name]}"]
+    if bundle:  # the deploy bundle, as a file (the runtime reads --bundle PATH)
+        bundle_path = os.path.join(scratch, "deploy.json")
+        with open(bundle_path, "w", encoding="utf-8") as fh:
+            fh.write(bundle)
+        argv += ["--bundle", bundle_path]
     code = subprocess.run(argv, check=False).returncode
     if code != 0:
         raise SystemExit(f"mlspec.runtime {step} failed (exit code {code})")
@@ -88,12 +96,11 @@ def render(project: Project, graph: PipelineGraph, ctx: RenderContext) -> list[O
     Raises:
         SpecError: a value the IR cannot carry safely (MLS7xx).
     """
-    del ctx  # the IR needs nothing the other targets share
     problems = check(graph)
     if problems:
         raise SpecError(problems)
     spec_json = spec_parameter(resolved_spec(project))
-    pipeline_func = _pipeline_function(graph, spec_json)
+    pipeline_func = _pipeline_function(graph, spec_json, ctx.deploy_bundle)
     return [OutputFile(OUTPUT_PATH, _compile(pipeline_func))]
 
 
@@ -131,24 +138,43 @@ def _compile(pipeline_func: Callable[..., Any]) -> str:
         return path.read_text(encoding="utf-8")
 
 
-def _pipeline_function(graph: PipelineGraph, spec_json: str) -> Callable[..., Any]:
+def _pipeline_function(graph: PipelineGraph, spec_json: str,
+                       bundle_json: str | None) -> Callable[..., Any]:
     """The ``@dsl.pipeline`` function: one task per graph step, the gate as ``dsl.If``."""
     import_kfp()
     from kfp import dsl
 
     components = {step.name: _component(graph, step) for step in graph.steps}
 
-    def pipeline(spec: str = spec_json, data_uri: str = graph.data_uri) -> None:
+    def build(spec: Any, data_uri: Any, bundle: Any = None) -> None:
         tasks: dict[str, Any] = {}
-        for step in graph.steps:
+
+        def add(step: Step) -> None:
             arguments = _arguments(graph, step, tasks, spec, data_uri)
-            if step.run_if is None:
-                tasks[step.name] = _configure(components[step.name](**arguments), step)
+            if step.bundle:
+                arguments[BUNDLE_PARAM] = bundle
+            tasks[step.name] = _configure(components[step.name](**arguments), step)
+
+        # Steps under the same condition share one dsl.If: kfp refuses a task that depends on
+        # one inside another condition block.
+        for run_if, group in itertools.groupby(graph.steps, key=lambda s: s.run_if):
+            if run_if is None:
+                for step in group:
+                    add(step)
                 continue
-            gate_step, value = step.run_if
+            gate_step, value = run_if
             passed = _output(graph, tasks, gate_step, value)
             with dsl.If(passed == "true", name=f"{gate_step}-{value}"):
-                tasks[step.name] = _configure(components[step.name](**arguments), step)
+                for step in group:
+                    add(step)
+
+    if bundle_json is None:
+        def pipeline(spec: str = spec_json, data_uri: str = graph.data_uri) -> None:
+            build(spec, data_uri)
+    else:
+        def pipeline(spec: str = spec_json, data_uri: str = graph.data_uri,  # type: ignore[misc]
+                     deploy_bundle: str = bundle_json) -> None:
+            build(spec, data_uri, deploy_bundle)
 
     return dsl.pipeline(name=graph.name, description=graph.description)(pipeline)
 
@@ -296,6 +322,8 @@ def _step_source(graph: PipelineGraph, step: Step) -> str:
     params = [f"{SPEC_PARAM}: str"]
     if _reads_source(step):
         params.append(f"{DATA_URI_PARAM}: str")
+    if step.bundle:
+        params.append(f"{BUNDLE_PARAM}: str")
     inputs, outputs = [], []
     for item in step.inputs:
         kind = producers[item.step].output(item.output).kind
@@ -311,8 +339,9 @@ def _step_source(graph: PipelineGraph, step: Step) -> str:
     if len(values) > 1:
         raise ValueError(f"step {step.name}: KFP components return at most one value output")
     data_uri = f", {DATA_URI_PARAM}" if _reads_source(step) else ""
+    bundle = f", bundle={BUNDLE_PARAM}" if step.bundle else ""
     call = (f"_mlspec_step({step.name!r}, {SPEC_PARAM}, {{{', '.join(inputs)}}}, "
-            f"{{{', '.join(outputs)}}}, {values!r}{data_uri})")
+            f"{{{', '.join(outputs)}}}, {values!r}{data_uri}{bundle})")
     body = f"return {call}[{values[0]!r}]" if values else call
     returns = " -> str" if values else ""
     return (
@@ -325,7 +354,7 @@ def _step_source(graph: PipelineGraph, step: Step) -> str:
 def _identifier(name: str) -> str:
     """A graph name as a Python identifier (``validate-data`` -> ``validate_data``)."""
     ident = name.replace("-", "_")
-    reserved = keyword.iskeyword(ident) or ident in (SPEC_PARAM, DATA_URI_PARAM)
+    reserved = keyword.iskeyword(ident) or ident in (SPEC_PARAM, DATA_URI_PARAM, BUNDLE_PARAM)
     if not ident.isidentifier() or reserved:
         raise ValueError(f"graph name {name!r} cannot name a KFP component input")
     return ident

@@ -41,6 +41,7 @@ from mlspec import k8s
 from mlspec.compile.context import RenderContext
 from mlspec.compile.graph import VALUE, PipelineGraph, Step, resolved_spec
 from mlspec.compile.targets import OutputFile
+from mlspec.contract import DEPLOY_BUNDLE_FILE
 from mlspec.errors import Diagnostic, Severity, SpecError
 from mlspec.spec.models import Project
 from mlspec.spec.yamlpos import dotted
@@ -263,6 +264,8 @@ def step_args(graph: PipelineGraph, step: Step) -> list[str]:
     for out in step.outputs:
         target = f"$(results.{out.name}.path)" if out.kind == VALUE else _ws_path(out.file)
         args += ["--out", TektonExpr(f"{out.name}={target}")]
+    if step.bundle:
+        args += ["--bundle", TektonExpr(f"$(workspaces.{SPEC}.path)/{DEPLOY_BUNDLE_FILE}")]
     return args
 
 
@@ -336,6 +339,7 @@ def _task(graph: PipelineGraph, step: Step, names: Names) -> dict[str, Any]:
         "timeout": _duration(step.timeout_seconds),
         "when": when,
         "placement": _pod_placement(step),
+        "service_account": step.service_account,
         "secrets": [secret.name for secret in step.secrets],
     }
 
@@ -345,9 +349,10 @@ def _run_context(graph: PipelineGraph, tasks: list[dict[str, Any]]) -> dict[str,
     total = sum(s.timeout_seconds * (s.retries + 1) for s in graph.steps)
     gate = next(({"result_ref": TektonExpr(f"$(tasks.{t['step']}.results.{t['results'][0]})")}
                  for t in tasks if t["results"]), None)
-    placements = [{"step": t["step"],
-                   "pod_template": {**t["placement"], "securityContext": POD_SECURITY}}
-                  for t in tasks if t["placement"]]
+    placements = [{"step": t["step"], "service_account": t["service_account"],
+                   "pod_template": ({**t["placement"], "securityContext": POD_SECURITY}
+                                    if t["placement"] else None)}
+                  for t in tasks if t["placement"] or t["service_account"]]
     return {"pipeline_timeout": _duration(total), "gate": gate, "placements": placements,
             "pod_security": POD_SECURITY, "workspace_size": WORKSPACE_SIZE}
 
@@ -378,7 +383,9 @@ def _context(project: Project, graph: PipelineGraph, ctx: RenderContext) -> dict
     """Everything the templates read: plain data, every spec value still to be quoted."""
     names = Names(graph.name, graph.namespace)
     spec_text = spec_json(project)
-    spec_hash = hashlib.sha256(spec_text.encode()).hexdigest()
+    # The deploy bundle travels in the same ConfigMap ("$" escaped as in the spec).
+    bundle_text = ctx.deploy_bundle.replace("$", "\\u0024") if ctx.deploy_bundle else None
+    spec_hash = hashlib.sha256((spec_text + (bundle_text or "")).encode()).hexdigest()
     tasks = [_task(graph, step, names) for step in graph.steps]
     return {
         "names": names,
@@ -391,6 +398,8 @@ def _context(project: Project, graph: PipelineGraph, ctx: RenderContext) -> dict
         "workdir": TektonExpr(f"$(workspaces.{ARTIFACTS}.path)"),
         "spec_file": SPEC_FILE,
         "spec_text": spec_text,
+        "bundle_file": DEPLOY_BUNDLE_FILE,
+        "bundle_text": bundle_text,
         "spec_configmap": f"{graph.name}-spec-{spec_hash[:10]}",
         "spec_sha256": spec_hash,
         "pipeline_description": f"mlspec training pipeline of {graph.name}: "

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from mlspec import contract
 from mlspec.runtime.errors import first_line
 
 # MLflow column types -> Open Inference Protocol datatypes (and whether the column is numeric).
@@ -208,6 +209,10 @@ def load_model(uri: str, name: str | None = None, tracking_uri: str | None = Non
     Raises:
         ModelLoadError: The model cannot be found or loaded.
     """
+    if uri.startswith("models:/") and uri.endswith(f"/{contract.UNPINNED_VERSION}"):
+        raise ModelLoadError(f"{uri} is a compiled deploy template's placeholder: the deploy "
+                             "step pins the registered version (locally: mlspec serve "
+                             "--manifest FILE --model-version N)")
     folder, version = _resolve_folder(uri, tracking_uri)
     from mlflow.models import Model
 

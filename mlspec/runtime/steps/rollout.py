@@ -1,11 +1,15 @@
 """The ``rollout`` step: carry out a canary plan for one registered version, record the outcome.
 
-``python -m mlspec.runtime rollout --spec SPEC --in plan=plan.yaml --out report=report.json
---version N --admin URL --prometheus URL [--hold 30s]`` and ``mlspec rollout`` (which renders
-the plan from the spec itself) both end here: the executor steps the traffic through the admin
-API of ``mlspec serve --candidate`` and judges the gates on Prometheus
-(``mlspec.runtime.rollout``); the report is written atomically and recorded on the version as
-registry tags, and only a promoted rollout moves ``validation.baseline.alias``.
+Two places the traffic can be, one executor (``mlspec.runtime.rollout``):
+
+* on a cluster, after the ``deploy`` step: ``python -m mlspec.runtime rollout --spec SPEC
+  --in deployment=deployment.json --bundle deploy.json --out report=rollout.json`` steps KServe's
+  ``canaryTrafficPercent`` on the deployed InferenceService and asks the bundle's Prometheus;
+* on a laptop: ``--in plan=plan.yaml --version N --admin URL --prometheus URL [--hold 30s]`` (and
+  ``mlspec rollout --local``) steps the admin API of ``mlspec serve --candidate``.
+
+Either way the report is written atomically and recorded on the version as registry tags, and
+only a promoted rollout moves ``validation.baseline.alias``.
 """
 
 from __future__ import annotations
@@ -15,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from mlspec.runtime.errors import StepError
-from mlspec.runtime.io import write_json
+from mlspec.runtime.io import read_json_object, write_json
 from mlspec.runtime.rollout import executor, gates, registry
 from mlspec.runtime.spec import load_project
 
@@ -56,13 +60,52 @@ def run_rollout(spec, plan: Mapping[str, Any], version: int, admin_url: str,
     if str(before.get("candidate")) != str(version):
         raise StepError(f"the server at {admin_url} has version {before.get('candidate')!r} as "
                         f"its candidate, not {version}")
+    return _carry_out(project, plan_, traffic, prometheus, str(version), out_report, log)
+
+
+def run_cluster_rollout(spec, in_deployment: str, bundle_path: str, out_report: str,
+                        prometheus_url: str | None = None, hold: str | None = None, kube=None,
+                        log: Callable[[str], None] = print) -> dict[str, Any]:
+    """Carry the bundle's canary plan out on the InferenceService the deploy step applied.
+
+    Raises:
+        StepError: see :func:`run_rollout`.
+    """
+    from mlspec.runtime.kube import Kube, KubeError
+    from mlspec.runtime.rollout.deploy import read_bundle
+    from mlspec.runtime.rollout.kserve import KIND, KServeTraffic
+
+    project = load_project(spec)
+    deployment = read_json_object(in_deployment, "deployment")
+    bundle = read_bundle(bundle_path)
+    if not bundle.get("plan"):
+        raise StepError(f"the {bundle['strategy']} strategy has no step plan: the rollout step "
+                        "carries out canary plans")
+    services = [o for o in deployment.get("objects") or [] if o.get("kind") == KIND]
+    if len(services) != 1 or not deployment.get("candidate_version"):
+        raise StepError(f"{in_deployment} is not a canary deployment record")
+    try:
+        plan_ = executor.parse_plan(bundle["plan"],
+                                    None if hold is None else executor.parse_duration(hold))
+        prometheus = gates.Prometheus(prometheus_url or bundle["prometheus"])
+        kube = kube if kube is not None else Kube()
+        traffic = KServeTraffic(kube, deployment["namespace"], services[0]["name"],
+                                services[0].get("previous"))
+        traffic.state()
+    except (executor.RolloutError, KubeError, ValueError) as exc:
+        raise StepError(str(exc)) from None
+    return _carry_out(project, plan_, traffic, prometheus, str(deployment["candidate_version"]),
+                      out_report, log)
+
+
+def _carry_out(project, plan_, traffic, prometheus, version: str, out_report: str,
+               log: Callable[[str], None]) -> dict[str, Any]:
     report = executor.execute(plan_, traffic, prometheus, log=log)
     baseline = project.validation.baseline
     alias = baseline.alias if baseline else None
     promoted = report["outcome"] == executor.PROMOTED
-    report.update(model=project.model_name, version=str(version),
+    report.update(model=project.model_name, version=version,
                   alias=alias if promoted else None)
     write_json(report, out_report)
-    registry.record(report, project.registry.tracking_uri, project.model_name, str(version),
-                    alias)
+    registry.record(report, project.registry.tracking_uri, project.model_name, version, alias)
     return report

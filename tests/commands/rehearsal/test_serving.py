@@ -160,3 +160,38 @@ def test_serve_needs_a_model_or_a_manifest(tmp_path: Path) -> None:
     done = subprocess.run([str(MLSPEC), "serve", "m", "--manifest", "x.yaml"], cwd=tmp_path,
                           capture_output=True, text=True)
     assert done.returncode == 2 and "--manifest takes the model" in done.stderr
+
+
+def test_a_compiled_deploy_template_is_served_only_pinned(tmp_path: Path) -> None:
+    """``serving/inferenceservice.yaml`` names models:/NAME/unpinned; --model-version pins it
+    the way the deploy step does, and nothing else in the container changes."""
+    from mlspec.commands.rehearsal.serving import load_predictor, pinned
+    from mlspec.compile.build import render_target
+    from mlspec.errors import UsageError
+    from mlspec.spec.loader import load_spec
+
+    project = load_spec(str(REPO / "examples" / "iris" / "mlproject.yaml"), None).project
+    files = {f.path: f.content for f in render_target(project, "serving")}
+    manifest = tmp_path / "isvc.yaml"
+    manifest.write_text(files["serving/inferenceservice.yaml"])
+    service, container, _ = load_predictor(manifest, None)
+    with pytest.raises(UsageError, match="give --model-version N"):
+        pinned(service, container, None, str(manifest))
+    service2, container2 = pinned(service, container, 4, str(manifest))
+    assert container2["args"][1] == "models:/iris-classifier/4"
+    assert {**container2, "args": container["args"]} == container
+    assert service2["metadata"]["annotations"]["mlspec.dev/model-uri"] == \
+        "models:/iris-classifier/4"
+    with pytest.raises(UsageError, match="already pinned"):
+        pinned(service2, container2, 5, str(manifest))
+    done = subprocess.run([str(MLSPEC), "serve", "--manifest", str(manifest)], cwd=tmp_path,
+                          capture_output=True, text=True)
+    assert done.returncode == 2 and "deploy template" in done.stderr, done.stderr
+
+
+def test_the_server_refuses_the_unpinned_placeholder(tmp_path: Path) -> None:
+    done = subprocess.run([sys.executable, "-m", "mlspec.runtime", "serve",
+                           "models:/iris-classifier/unpinned", "--port", str(_free_port())],
+                          cwd=tmp_path, capture_output=True, text=True, timeout=120)
+    assert done.returncode != 0
+    assert "deploy template's placeholder" in done.stderr and "Traceback" not in done.stderr

@@ -232,3 +232,27 @@ def test_without_kfp_installed_the_error_says_what_to_install(tmp_path: Path) ->
                           timeout=120)
     assert done.returncode != 0
     assert "UsageError: the kfp target needs the kfp SDK: pip install 'mlspec[kfp]'" in done.stderr
+
+
+def test_auto_deploy_adds_deploy_and_rollout_under_the_gate(tmp_path: Path) -> None:
+    project = _project()
+    project.serving.deploy = "auto"
+    text = _ir(project)
+    path = tmp_path / "deploy.yaml"
+    path.write_text(text)
+    done = subprocess.run([str(oracle("kfp-check")), str(path)], capture_output=True, text=True,
+                          timeout=600)
+    assert done.returncode == 0, done.stdout + done.stderr
+    ir, _ = _docs(text)
+    (cond,) = [c for n, c in ir["components"].items() if n.startswith("comp-condition")]
+    assert set(cond["dag"]["tasks"]) == {"register", "deploy", "rollout"}
+    assert cond["dag"]["tasks"]["rollout"]["dependentTasks"] == ["deploy"]
+    # The bundle is a pipeline parameter whose default is the compiled serving objects.
+    default = ir["root"]["inputDefinitions"]["parameters"]["deploy_bundle"]["defaultValue"]
+    bundle = json.loads(default)
+    assert bundle["objects"][0]["kind"] == "InferenceService"
+    assert bundle["plan"]["strategy"] == "canary"
+    for step in ("deploy", "rollout"):
+        inputs = cond["dag"]["tasks"][step]["inputs"]["parameters"]
+        assert inputs["deploy_bundle"]["componentInputParameter"] == \
+            "pipelinechannel--deploy_bundle"

@@ -9,15 +9,15 @@ from pathlib import Path
 import pytest
 import yaml
 
+from mlspec.compile import kserve
 from mlspec.compile.build import render_target
-from mlspec.compile.targets import serving
 from mlspec.spec.models import Project
 from tests.conftest import EXAMPLES, oracle
 
 REPO = Path(__file__).resolve().parents[3]
 IRIS = REPO / "examples" / "iris" / "mlproject.yaml"
 GOLDEN = REPO / "tests" / "golden" / "serving"
-STRATEGIES = sorted(serving.STRATEGIES)
+STRATEGIES = sorted(kserve.STRATEGIES)
 
 
 def project_from(data: dict) -> Project:
@@ -128,7 +128,7 @@ def test_inference_service_predictor() -> None:
     assert scaling == (2, 7, 5)
     assert predictor["canaryTrafficPercent"] == 20
     (container,) = predictor["containers"]
-    assert container["args"][:2] == ["serve", "models:/iris-classifier@staging"]
+    assert container["args"][:2] == ["serve", "models:/iris-classifier/unpinned"]
     assert container["ports"][0]["containerPort"] == 8080
     assert container["readinessProbe"]["httpGet"]["path"] == "/v2/health/ready"
     assert container["livenessProbe"]["httpGet"]["path"] == "/v2/health/live"
@@ -313,3 +313,48 @@ def test_container_args_parse_in_the_server() -> None:
         assert args.model_uri == isvc["metadata"]["annotations"]["mlspec.dev/model-uri"]
         assert (args.port, args.name, args.drift_method, args.drift_features) == (
             8080, "iris-classifier", "ks", ["sepal_length"])
+
+
+def test_auto_deploy_adds_the_deployer_s_least_privilege_rbac(tmp_path: Path) -> None:
+    data = iris_data()
+    data["serving"]["deploy"] = "auto"
+    files = render(project_from(data))
+    assert "serving/deployer-rbac.yaml" in files
+    account, role, binding = yaml.safe_load_all(files["serving/deployer-rbac.yaml"])
+    assert [d["kind"] for d in (account, role, binding)] == [
+        "ServiceAccount", "Role", "RoleBinding"]
+    assert {d["metadata"]["name"] for d in (account, role, binding)} == {
+        "iris-classifier-deployer"}
+    # Namespaced, exactly the three kinds, no delete/list/watch, nothing else.
+    assert role["rules"] == [
+        {"apiGroups": ["serving.kserve.io"],
+         "resources": ["inferenceservices", "inferencegraphs"],
+         "verbs": ["create", "get", "patch"]},
+        {"apiGroups": ["networking.istio.io"], "resources": ["virtualservices"],
+         "verbs": ["create", "get", "patch"]}]
+    subjects = {s["name"] for s in binding["subjects"]}
+    assert subjects == {"iris-classifier-deployer", "default-editor"}  # kfp is a target
+    check = oracle("validate-manifests")
+    done = subprocess.run([str(check), *map(str, write(files, tmp_path))], capture_output=True,
+                          text=True, timeout=300)
+    assert done.returncode == 0, done.stdout + done.stderr
+    manual = render(project_from(iris_data()))
+    assert "serving/deployer-rbac.yaml" not in manual
+
+
+@pytest.mark.parametrize("strategy", STRATEGIES)
+def test_every_served_model_is_an_unpinned_template_with_a_role(strategy: str) -> None:
+    data = iris_data(strategy=strategy)
+    data["serving"]["deployment_mode"] = "raw" if strategy != "canary" else "serverless"
+    for doc in docs(render(project_from(data))):
+        notes = doc["metadata"].get("annotations") or {}
+        if doc["kind"] == "ConfigMap":  # the rollout plan: applied by kubectl, not the deploy
+            assert "mlspec.dev/deploy" not in notes
+            continue
+        assert notes["mlspec.dev/deploy"] == "template", doc["metadata"]["name"]
+        if doc["kind"] == "InferenceService":
+            assert notes["mlspec.dev/model-uri"] == "models:/iris-classifier/unpinned"
+            assert notes["mlspec.dev/model-role"] in ("candidate", "stable")
+            args = doc["spec"]["predictor"]["containers"][0]["args"]
+            assert args[1] == "models:/iris-classifier/unpinned"
+            assert not [a for a in args if "@" in a]  # no alias anywhere in what is served

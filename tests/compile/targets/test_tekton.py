@@ -100,6 +100,13 @@ def gpu_project() -> Project:
     return project_of(data)
 
 
+def deploy_project() -> Project:
+    """serving.deploy: auto: the deploy and rollout tasks, their account, the bundle."""
+    data = iris_data()
+    data["serving"]["deploy"] = "auto"
+    return project_of(data)
+
+
 def minimal_project() -> Project:
     """No triggers at all: no listener, no CronJob, no trigger RBAC."""
     data = iris_data()
@@ -116,6 +123,7 @@ def rendered(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     # Variants the examples may not cover: GPU + placement, and no triggers.
     out["iris-gpu"] = write(render(gpu_project()), tmp_path_factory.mktemp("gpu"))
     out["iris-no-triggers"] = write(render(minimal_project()), tmp_path_factory.mktemp("bare"))
+    out["iris-deploy"] = write(render(deploy_project()), tmp_path_factory.mktemp("deploy"))
     return out
 
 
@@ -125,7 +133,7 @@ def test_every_example_and_profile_passes_the_upstream_schemas(rendered: dict[st
     assert " 0 invalid" in result.stdout + result.stderr
 
 
-@pytest.mark.parametrize("case_id", [*IDS, "iris-gpu", "iris-no-triggers"])
+@pytest.mark.parametrize("case_id", [*IDS, "iris-gpu", "iris-no-triggers", "iris-deploy"])
 def test_every_example_and_profile_passes_tekton_lint_strict(rendered: dict[str, Path],
                                                              case_id: str) -> None:
     # One project per call: tekton-lint treats everything it is given as one namespace.
