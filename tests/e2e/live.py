@@ -118,3 +118,31 @@ def wait_for(what: str, predicate: Callable[[], Any], timeline: Timeline, procs:
             return value
         time.sleep(interval)
     raise AssertionError(f"timed out waiting for {what}\ntimeline:\n{timeline.text()}")
+
+
+@contextmanager
+def exporter(text: Callable[[], str], status: int = 200) -> Iterator[int]:
+    """A Prometheus text exporter on 127.0.0.1 answering every GET with ``text()`` (called per
+    scrape, so counters can grow); yields its port and stops it afterwards."""
+    import http.server
+    import threading
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:  # noqa: N802 - the stdlib's name
+            body = text().encode()
+            self.send_response(status)
+            self.send_header("Content-Type", "text/plain; version=0.0.4")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        yield server.server_address[1]
+    finally:
+        server.shutdown()
+        server.server_close()

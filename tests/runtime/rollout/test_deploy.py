@@ -112,6 +112,14 @@ def _registration(artifacts: Path, version: str) -> None:
          "model_uri": f"models:/{NAME}/{version}"}))
 
 
+def _serve_champion(compiled: dict[str, Any], api: FakeKubeApi, version: str) -> dict[str, Any]:
+    """The InferenceService as a previous deploy left it (``version`` pinned); returns it."""
+    bundle = read_bundle(str(compiled["spec_ws"] / contract.DEPLOY_BUNDLE_FILE))
+    (champion,) = pin(bundle["objects"], NAME, version, None)
+    api.put(ISVC, champion)
+    return copy.deepcopy(api.stored(NAMESPACE, ISVC, NAME))
+
+
 def _served_uri(obj: dict[str, Any]) -> str:
     return obj["spec"]["predictor"]["containers"][0]["args"][1]
 
@@ -235,10 +243,7 @@ def test_a_rollback_restores_the_champion_exactly_and_leaves_the_alias(
 
     api, config = kube
     v1, v2 = versions
-    bundle = read_bundle(str(compiled["spec_ws"] / contract.DEPLOY_BUNDLE_FILE))
-    (champion,) = pin(bundle["objects"], NAME, v1, None)
-    api.put(ISVC, champion)
-    before = copy.deepcopy(api.stored(NAMESPACE, ISVC, NAME))
+    before = _serve_champion(compiled, api, v1)
     ws = tmp_path / "ws"
     _registration(ws, v2)
     assert run_task(compiled, "deploy", ws, config).returncode == 0
@@ -303,64 +308,42 @@ class _HealthyServer:
 @pytest.mark.slow
 def test_a_healthy_canary_is_promoted_on_real_prometheus(compiled, versions, kube,
                                                          tmp_path: Path) -> None:
-    import http.server
-    import threading
     import time
 
     from mlflow import MlflowClient
 
     from mlspec.runtime.rollout.gates import Prometheus
     from tests.conftest import program
-    from tests.e2e.live import free_port, processes
+    from tests.e2e.live import exporter, free_port, processes
 
     api, config = kube
     v1, v2 = versions
     metrics = _HealthyServer()
 
-    class Exporter(http.server.BaseHTTPRequestHandler):
-        def do_GET(self) -> None:  # noqa: N802 - the stdlib's name
-            body = metrics.text().encode()
-            self.send_response(200)
-            self.send_header("Content-Type", "text/plain; version=0.0.4")
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
-
-        def log_message(self, *args: object) -> None:
-            pass
-
-    exporter = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Exporter)
-    threading.Thread(target=exporter.serve_forever, daemon=True).start()
     work = tmp_path / "prometheus"
     work.mkdir()
     port = free_port()
-    (work / "prometheus.yml").write_text(yaml.safe_dump({
-        "global": {"scrape_interval": "1s", "evaluation_interval": "1s"},
-        "scrape_configs": [{"job_name": "model-server", "static_configs": [
-            {"targets": [f"127.0.0.1:{exporter.server_address[1]}"]}]}]}))
-    try:
-        with processes(work) as procs:
-            procs.start("prometheus", [program("prometheus"),
-                                       f"--config.file={work / 'prometheus.yml'}",
-                                       f"--storage.tsdb.path={work / 'data'}",
-                                       f"--web.listen-address=127.0.0.1:{port}"], work)
-            client = Prometheus(f"http://127.0.0.1:{port}")
-            deadline = time.monotonic() + 60
-            while not _has_rates(client):
-                procs.check_alive()
-                assert time.monotonic() < deadline, procs.tail("prometheus")
-                time.sleep(0.5)
-            bundle = read_bundle(str(compiled["spec_ws"] / contract.DEPLOY_BUNDLE_FILE))
-            (champion,) = pin(bundle["objects"], NAME, v1, None)
-            api.put(ISVC, champion)
-            ws = tmp_path / "ws"
-            _registration(ws, v2)
-            assert run_task(compiled, "deploy", ws, config).returncode == 0
-            done = run_task(compiled, "rollout", ws, config, "--hold", "0s",
-                            "--prometheus", client.url)
-    finally:
-        exporter.shutdown()
-        exporter.server_close()
+    with exporter(metrics.text) as exporter_port, processes(work) as procs:
+        (work / "prometheus.yml").write_text(yaml.safe_dump({
+            "global": {"scrape_interval": "1s", "evaluation_interval": "1s"},
+            "scrape_configs": [{"job_name": "model-server", "static_configs": [
+                {"targets": [f"127.0.0.1:{exporter_port}"]}]}]}))
+        procs.start("prometheus", [program("prometheus"),
+                                   f"--config.file={work / 'prometheus.yml'}",
+                                   f"--storage.tsdb.path={work / 'data'}",
+                                   f"--web.listen-address=127.0.0.1:{port}"], work)
+        client = Prometheus(f"http://127.0.0.1:{port}")
+        deadline = time.monotonic() + 60
+        while not _has_rates(client):
+            procs.check_alive()
+            assert time.monotonic() < deadline, procs.tail("prometheus")
+            time.sleep(0.5)
+        _serve_champion(compiled, api, v1)
+        ws = tmp_path / "ws"
+        _registration(ws, v2)
+        assert run_task(compiled, "deploy", ws, config).returncode == 0
+        done = run_task(compiled, "rollout", ws, config, "--hold", "0s",
+                        "--prometheus", client.url)
     assert done.returncode == 0, done.stdout + done.stderr
     report = json.loads((ws / "rollout.json").read_text())
     assert report["outcome"] == "promoted", report
@@ -393,10 +376,7 @@ def test_mlspec_rollout_deploys_and_rolls_back_on_the_cluster(compiled, versions
                                                                tmp_path: Path) -> None:
     api, config = kube
     v1, v2 = versions
-    bundle = read_bundle(str(compiled["spec_ws"] / contract.DEPLOY_BUNDLE_FILE))
-    (champion,) = pin(bundle["objects"], NAME, v1, None)
-    api.put(ISVC, champion)
-    before = copy.deepcopy(api.stored(NAMESPACE, ISVC, NAME))
+    before = _serve_champion(compiled, api, v1)
     done = _mlspec_rollout(compiled, tmp_path, config, "--version", v2, "--hold", "0s",
                            "--prometheus", "http://127.0.0.1:9")
     assert done.returncode == 1, done.stdout + done.stderr

@@ -9,11 +9,9 @@ answers, a server that answers 503 with text.
 
 from __future__ import annotations
 
-import http.server
 import json
 import math
 import socket
-import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -23,7 +21,7 @@ import yaml
 
 from mlspec.runtime.rollout.gates import Gate, Prometheus, judge, judge_all, judge_samples
 from tests.conftest import program
-from tests.e2e.live import free_port, processes
+from tests.e2e.live import exporter, free_port, processes
 
 REPO = Path(__file__).resolve().parents[3]
 IRIS = REPO / "examples" / "iris" / "mlproject.yaml"
@@ -81,47 +79,15 @@ def test_a_bad_gate_in_a_plan_is_refused(entry: dict, message: str) -> None:
 
 
 # --- real Prometheus --------------------------------------------------------------------------
-class _Exporter(http.server.BaseHTTPRequestHandler):
-    def do_GET(self) -> None:  # noqa: N802 - the stdlib's name
-        body = METRICS.encode()
-        self.send_response(200)
-        self.send_header("Content-Type", "text/plain; version=0.0.4")
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-
-    def log_message(self, *args: object) -> None:
-        pass
-
-
-class _Unavailable(_Exporter):
-    def do_GET(self) -> None:  # noqa: N802
-        self.send_response(503)
-        self.send_header("Content-Length", "11")
-        self.end_headers()
-        self.wfile.write(b"unavailable")
-
-
-def _serve(handler: type) -> Iterator[int]:
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield server.server_address[1]
-    finally:
-        server.shutdown()
-        server.server_close()
-
-
 @pytest.fixture(scope="module")
 def prometheus(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Prometheus]:
     binary = program("prometheus")
     work = tmp_path_factory.mktemp("prometheus")
-    for exporter in _serve(_Exporter):
+    with exporter(lambda: METRICS) as exporter_port:
         port = free_port()
         config = {"global": {"scrape_interval": "1s", "evaluation_interval": "1s"},
                   "scrape_configs": [{"job_name": "model-server", "static_configs": [
-                      {"targets": [f"127.0.0.1:{exporter}"]}]}]}
+                      {"targets": [f"127.0.0.1:{exporter_port}"]}]}]}
         (work / "prometheus.yml").write_text(yaml.safe_dump(config))
         with processes(work) as procs:
             procs.start("prometheus", [binary, f"--config.file={work / 'prometheus.yml'}",
@@ -212,7 +178,7 @@ def test_a_prometheus_that_never_answers_times_out_and_fails() -> None:
 
 @pytest.mark.slow
 def test_an_http_error_without_prometheus_json_fails() -> None:
-    for port in _serve(_Unavailable):
+    with exporter(lambda: "unavailable", status=503) as port:
         result = judge(Gate("g", "up", max=1), Prometheus(f"http://127.0.0.1:{port}"))
         assert not result.passed and result.reason == "Prometheus answered HTTP 503"
 
