@@ -283,3 +283,19 @@ def test_all_hostile_values_at_once_pass_both_oracles(tmp_path: Path) -> None:
     assert schemas.returncode == 0, (schemas.stdout + schemas.stderr)[:3000]
     lint = tekton_lint("--strict", "--format", "json", *folders)
     assert lint.returncode == 0 and json.loads(lint.stdout) == [], lint.stdout[:3000]
+
+
+@pytest.mark.parametrize("field", sorted(ACCEPTED))
+def test_the_deploy_bundle_carries_hostile_values_as_data(field: str) -> None:
+    """With serving.deploy: auto the spec ConfigMap also holds the deploy bundle: it reads back
+    to exactly the compiled bundle, and Tekton finds no substitution in it."""
+    from mlspec.compile.context import build_context
+
+    for value in HOSTILE:
+        project = _project(field, value)
+        project.serving.deploy = "auto"
+        files = render(project)
+        (configmap,) = _docs(files)["tekton/spec-configmap.yaml"]
+        text = configmap["data"]["deploy.json"]
+        assert "$(" not in text and "$" not in text, (field, value)
+        assert json.loads(text) == json.loads(build_context(project).deploy_bundle or "")
