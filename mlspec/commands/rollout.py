@@ -53,9 +53,9 @@ def rollout_command(spec: str, version: int, profile: str | None, local: str | N
     if refused is not None:
         return refused
     project = loaded.project
-    plan = _compiled_plan(project)
     if local is None:
         return _on_cluster(project, version, prometheus, hold, report_path)
+    plan = _compiled_plan(project)
     prometheus = prometheus or LOCAL_PROMETHEUS
     path = Path(report_path or Path(".mlspec") / "rollouts"
                 / f"{project.model_name}-v{version}.json")
@@ -80,14 +80,12 @@ def rollout_command(spec: str, version: int, profile: str | None, local: str | N
 def _on_cluster(project, version: int, prometheus: str | None, hold: str | None,
                 report_path: str | None) -> int:
     """Deploy version ``version`` and carry its canary out on the kubeconfig's cluster."""
-    import json
-
     from mlspec.compile.context import build_context
-    from mlspec.compile.kserve import deploy_bundle
+    from mlspec.compile.kserve import bundle_json
     from mlspec.runtime.errors import StepError
     from mlspec.runtime.kube import Kube, KubeError
     from mlspec.runtime.rollout.executor import PROMOTED, RolloutError, parse_duration
-    from mlspec.runtime.steps.deploy import run_deploy
+    from mlspec.runtime.steps.deploy import deploy_version
     from mlspec.runtime.steps.rollout import run_cluster_rollout
 
     if hold is not None:
@@ -96,22 +94,22 @@ def _on_cluster(project, version: int, prometheus: str | None, hold: str | None,
         except RolloutError as exc:
             raise UsageError(str(exc)) from None
     ctx = build_context(project)
+    if ctx.strategy != "canary":  # the only plan the executor steps (before anything is sent)
+        raise UsageError(f"serving.rollout.strategy {ctx.strategy!r} has no step plan; mlspec "
+                         "rollout carries out canary plans")
     folder = Path(".mlspec") / "rollouts" / f"{project.model_name}-v{version}"
     folder.mkdir(parents=True, exist_ok=True)
     bundle = folder / "deploy.json"
-    bundle.write_text(json.dumps(deploy_bundle(project, ctx.strategy, ctx.inference_services),
-                                 sort_keys=True, indent=1), encoding="utf-8")
-    registration = folder / "registration.json"
-    registration.write_text(json.dumps({"name": project.model_name, "version": str(version)}),
-                            encoding="utf-8")
+    bundle.write_text(bundle_json(project, ctx.strategy, ctx.inference_services),
+                      encoding="utf-8")
     path = Path(report_path) if report_path else folder / "report.json"
     try:
         kube = Kube()
     except KubeError as exc:
         raise UsageError(str(exc)) from None
     try:
-        run_deploy(project, str(registration), str(bundle), str(folder / "deployment.json"),
-                   kube=kube)
+        deploy_version(project, str(version), str(bundle), str(folder / "deployment.json"),
+                       kube=kube)
         report = run_cluster_rollout(project, str(folder / "deployment.json"), str(bundle),
                                      str(path), prometheus_url=prometheus, hold=hold, kube=kube)
     except StepError as exc:

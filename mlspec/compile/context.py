@@ -9,11 +9,10 @@ hands the same one to every ``render(project, graph, ctx)``.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 
 from mlspec import contract
-from mlspec.compile.kserve import deploy_bundle
+from mlspec.compile.kserve import bundle_json
 from mlspec.compile.plan import choose_strategy
 from mlspec.spec.models import Project
 from mlspec.targets import TARGETS
@@ -78,10 +77,7 @@ def build_context(project: Project, previous: Project | None = None) -> RenderCo
     retrain = next((url for engine, url in webhooks if engine in project.targets),
                    trigger_service_url(project))
     services = tuple(name + s for s in INFERENCE_SERVICE_SUFFIXES[strategy])
-    bundle = None
-    if project.serving.deploy == "auto":
-        bundle = json.dumps(deploy_bundle(project, strategy, services), sort_keys=True,
-                            separators=(",", ":"), ensure_ascii=True)
+    bundle = bundle_json(project, strategy, services) if project.serving.deploy == "auto" else None
     return RenderContext(
         strategy=strategy,
         inference_services=services,

@@ -32,6 +32,7 @@ blue-green    ``NAME-blue`` (stable) + ``NAME-green`` (candidate) + a VirtualSer
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from typing import Any
 
@@ -361,6 +362,12 @@ STRATEGIES: dict[str, Callable[[Project, Names], Files]] = {
 def strategy_files(project: Project, strategy: str, names: Names) -> Files:
     """The serving files of ``strategy`` (file name, objects), in the order they are written."""
     return STRATEGIES[strategy](project, names)
+
+
+def bundle_json(project: Project, strategy: str, names: Names) -> str:
+    """:func:`deploy_bundle` as the pipelines carry it: compact JSON, keys sorted, ASCII."""
+    return json.dumps(deploy_bundle(project, strategy, names), sort_keys=True,
+                      separators=(",", ":"), ensure_ascii=True)
 
 
 def deploy_bundle(project: Project, strategy: str, names: Names) -> dict[str, Any]:

@@ -132,6 +132,20 @@ def champion(project, download: bool = True) -> dict[str, Any] | None:
         raise StepError(f"cannot read the registry {uri}: {first_line(exc)}") from None
 
 
+def version_by_alias(tracking_uri: str, name: str, alias: str) -> str | None:
+    """The version ``alias`` names now, or None when the alias (or the model) does not exist.
+
+    Raises:
+        StepError: the registry cannot be reached.
+    """
+    try:
+        found = _version_by_alias(client(tracking_uri), name, alias)
+    except Exception as exc:  # noqa: BLE001 - MLflow raises many types; all mean this
+        raise StepError(f"cannot read alias {alias!r} of {name} in {tracking_uri}: "
+                        f"{first_line(exc)}") from None
+    return None if found is None else str(found.version)
+
+
 def _version_by_alias(mlflow_client, name: str, alias: str):
     from mlflow.exceptions import MlflowException
 

@@ -309,9 +309,13 @@ def spec_json(project: Project) -> str:
     model's input columns, so sorting would train a different model. The order is still
     deterministic: pydantic dumps fields in declaration order and mappings in file order.
     """
-    text = json.dumps(resolved_spec(project), indent=2, ensure_ascii=True)
-    # "$" only ever occurs inside JSON strings, where \\u0024 reads back as "$".
-    return text.replace("$", "\\u0024")
+    return dollars_escaped(json.dumps(resolved_spec(project), indent=2, ensure_ascii=True))
+
+
+def dollars_escaped(json_text: str) -> str:
+    """JSON with every ``$`` written ``\\u0024``: it only occurs inside JSON strings, where
+    the escape reads back as ``$``, and Tekton finds nothing to substitute."""
+    return json_text.replace("$", "\\u0024")
 
 
 # Pod Security "restricted" at pod level; RUN_AS also owns the per-run volume (fsGroup).
@@ -384,7 +388,7 @@ def _context(project: Project, graph: PipelineGraph, ctx: RenderContext) -> dict
     names = Names(graph.name, graph.namespace)
     spec_text = spec_json(project)
     # The deploy bundle travels in the same ConfigMap ("$" escaped as in the spec).
-    bundle_text = ctx.deploy_bundle.replace("$", "\\u0024") if ctx.deploy_bundle else None
+    bundle_text = dollars_escaped(ctx.deploy_bundle) if ctx.deploy_bundle else None
     spec_hash = hashlib.sha256((spec_text + (bundle_text or "")).encode()).hexdigest()
     tasks = [_task(graph, step, names) for step in graph.steps]
     return {

@@ -394,3 +394,17 @@ def test_mlspec_rollout_without_credentials_is_a_usage_error(compiled, tmp_path:
     done = _mlspec_rollout(compiled, tmp_path, tmp_path / "absent", "--version", "2")
     assert done.returncode == 2 and "no Kubernetes credentials" in done.stderr, done.stderr
     assert "Traceback" not in done.stderr
+
+
+def test_the_stable_version_is_what_the_alias_names_at_deploy_time(compiled, versions) -> None:
+    """Strategies with a stable server pin the version the baseline alias names when the deploy
+    runs (runtime.registry.version_by_alias, the lookup evaluate's champion uses too)."""
+    from mlflow import MlflowClient
+
+    from mlspec.runtime.registry import version_by_alias
+
+    uri = compiled["spec"]["registry"]["tracking_uri"]
+    v1, _v2 = versions
+    assert version_by_alias(uri, NAME, "no-such-alias") is None
+    MlflowClient(tracking_uri=uri).set_registered_model_alias(NAME, "blue", v1)
+    assert version_by_alias(uri, NAME, "blue") == v1
