@@ -12,6 +12,14 @@ PREDICTIONS_TOTAL = "mlspec_predictions_total"  # counter {model, version, class
 FEATURE_DRIFT = "mlspec_feature_drift"  # gauge {model, version, feature, method}
 MODEL_PERFORMANCE = "mlspec_model_performance"  # gauge {model, version, metric}
 MODEL_INFO = "mlspec_model_info"  # gauge = 1 {model, version}
+# Ground truth as counters, for a rollout's statistical test (A/B): labelled predictions, and the
+# sum and the sum of squares of their loss (0/1 misclassification, or squared error).
+FEEDBACK_TOTAL = "mlspec_feedback_total"  # counter {model, version}
+FEEDBACK_LOSS = "mlspec_feedback_loss_total"  # counter {model, version}
+FEEDBACK_LOSS_SQUARED = "mlspec_feedback_loss_squared_total"  # counter {model, version}
+# A shadow's answers compared with the champion's on the same mirrored requests, per row.
+SHADOW_COMPARISONS = "mlspec_shadow_comparisons_total"  # counter {model, version, outcome}
+AGREE, DISAGREE = "agree", "disagree"
 
 METRIC_LABELS: dict[str, tuple[str, ...]] = {
     REQUESTS_TOTAL: ("model", "version", "code"),
@@ -20,6 +28,10 @@ METRIC_LABELS: dict[str, tuple[str, ...]] = {
     FEATURE_DRIFT: ("model", "version", "feature", "method"),
     MODEL_PERFORMANCE: ("model", "version", "metric"),
     MODEL_INFO: ("model", "version"),
+    FEEDBACK_TOTAL: ("model", "version"),
+    FEEDBACK_LOSS: ("model", "version"),
+    FEEDBACK_LOSS_SQUARED: ("model", "version"),
+    SHADOW_COMPARISONS: ("model", "version", "outcome"),
 }
 
 # Model-quality metrics the server computes from ground truth (POST /feedback): the only values

@@ -18,16 +18,18 @@ and ``candidate`` = the version the gate just let through (registered with ``reg
 
 ============  ============================================================================
 canary        one InferenceService serving the candidate with ``canaryTrafficPercent``
-              (serverless mode) + ``rollout-plan.yaml``: a ConfigMap with the step plan and
-              the PromQL queries that gate each step
+              (serverless mode)
 shadow        InferenceService (stable) + ``NAME-shadow`` (candidate) + an Istio VirtualService
               on the stable predictor's host that mirrors ``traffic_percent`` % of requests to
               the candidate
 ab            InferenceService (stable) + ``NAME-candidate`` + an InferenceGraph whose Splitter
               sends ``traffic_percent`` % to the candidate
 blue-green    ``NAME-blue`` (stable) + ``NAME-green`` (candidate) + a VirtualService whose route
-              sends all traffic to green (blue stays up at weight 0 for instant switch-back)
+              stays on blue until the rollout switches it to green (blue is kept for rollback)
 ============  ============================================================================
+
+Each strategy also writes ``rollout-plan.yaml``, a ConfigMap with its plan
+(``mlspec.compile.rollout_plan``), which the rollout step carries out.
 """
 
 from __future__ import annotations
@@ -39,8 +41,8 @@ from typing import Any
 import yaml
 
 from mlspec import contract, k8s
+from mlspec.compile import rollout_plan as plans
 from mlspec.compile.graph import runtime_image
-from mlspec.compile.promql import promql_string
 from mlspec.spec.models import Project
 
 KSERVE_API = "serving.kserve.io/v1beta1"
@@ -53,8 +55,6 @@ DEFAULT_STABLE_ALIAS = "production"
 CANDIDATE, STABLE = contract.CANDIDATE_ROLE, contract.STABLE_ROLE
 BUNDLE_VERSION = 1
 PLAN_FILE = "rollout-plan.yaml"
-DEFAULT_CANARY_STEPS = (50, 100)  # after the first step, traffic_percent
-STEP_HOLD = "10m"  # how long each canary step must stay healthy before the next
 RAW_CPU_TARGET = 80  # raw mode: the HorizontalPodAutoscaler's CPU utilization target, percent
 
 # Autoscaling per deployment mode: Knative scales on in-flight requests per pod; raw mode's HPA
@@ -216,82 +216,21 @@ Files = list[tuple[str, list[dict]]]
 Names = tuple[str, ...]
 
 
+def _plan(project: Project, plan: dict) -> tuple[str, list[dict]]:
+    """``rollout-plan.yaml``: the strategy's plan (``mlspec.compile.rollout_plan``), which the
+    rollout step carries out; not applied by the deploy (the bundle carries the plan itself)."""
+    meta = _meta(project, f"{project.metadata.name}-rollout-plan", "rollout-plan",
+                 deployed=False)
+    return (PLAN_FILE, [plans.plan_config_map(project, plan, meta)])
+
+
 def canary(project: Project, names: Names) -> Files:
     """One InferenceService with ``canaryTrafficPercent`` and the gated step plan."""
     (name,) = names
-    steps = canary_steps(project)
+    plan = plans.canary_plan(project, name)
     isvc = inference_service(project, name, CANDIDATE, "primary",
-                             canary_percent=steps[0])
-    return [("inferenceservice.yaml", [isvc]),
-            (PLAN_FILE, [rollout_plan(project, steps)])]
-
-
-def canary_steps(project: Project) -> list[int]:
-    """The canary's traffic steps: ``rollout.steps``, else traffic_percent → 50 → 100."""
-    rollout = project.serving.rollout
-    if rollout.steps:
-        return list(rollout.steps)
-    first = rollout.traffic_percent
-    return [first] + [s for s in DEFAULT_CANARY_STEPS if s > first]
-
-
-def gate_queries(project: Project) -> list[dict]:
-    """PromQL checks over the contract metrics that must hold before the next canary step.
-
-    Error rate and latency are computed per served model ``version`` and the worst one is
-    gated: the candidate on its own, so a failing canary at 10 % of the traffic cannot hide
-    behind the stable model's volume (a whole-service ratio would dilute it tenfold). A version
-    with requests but no 5xx counts as 0, not as missing.
-    """
-    model = f"model={promql_string(project.model_name)}"
-    window = "5m"
-    service = project.monitoring.service
-    requests = f"sum by (version) (rate({contract.REQUESTS_TOTAL}{{{model}}}[{window}]))"
-    errors = (f'sum by (version) (rate({contract.REQUESTS_TOTAL}{{{model},code=~"5.."}}'
-              f"[{window}]))")
-    gates = [
-        {"name": "error-rate",
-         "query": f"max(({errors} or 0 * {requests}) / clamp_min({requests}, 1e-9))",
-         "max": service.error_rate},
-        {"name": "latency-p99-seconds",
-         "query": (f"max(histogram_quantile(0.99, sum by (le, version) (rate("
-                   f"{contract.REQUEST_DURATION}_bucket{{{model}}}[{window}]))))"),
-         "max": service.latency_p99_ms / 1000},
-    ]
-    drift = project.monitoring.drift
-    gates.append({"name": "feature-drift",
-                  "query": f"max(max_over_time({contract.FEATURE_DRIFT}{{{model}}}[{window}]))",
-                  "max": drift.threshold})
-    perf = project.monitoring.performance
-    if perf is not None and (perf.min is not None or perf.max is not None):
-        gate: dict[str, Any] = {"name": f"performance-{perf.metric}",
-                "query": (f"min(min_over_time({contract.MODEL_PERFORMANCE}{{{model},"
-                          f"metric={promql_string(perf.metric)}}}[{window}]))")}
-        if perf.min is not None:
-            gate["min"] = perf.min
-        if perf.max is not None:
-            gate["max"] = perf.max
-        gates.append(gate)
-    return gates
-
-
-def rollout_plan(project: Project, steps: list[int]) -> dict:
-    """A ConfigMap holding the step plan (YAML): traffic per step, hold time, gating queries."""
-    plan = {
-        "version": 1,
-        "inferenceService": project.metadata.name,
-        "namespace": project.namespace,
-        "model": project.model_name,
-        "strategy": "canary",
-        "steps": [{"trafficPercent": p, "hold": STEP_HOLD if p < 100 else "0s",
-                   "gates": gate_queries(project) if p < 100 else []} for p in steps],
-        "onFailure": {"trafficPercent": 0, "action": "rollback"},
-    }
-    text = yaml.safe_dump(plan, sort_keys=True, default_flow_style=False, width=1000)
-    return {"apiVersion": "v1", "kind": "ConfigMap",
-            "metadata": _meta(project, f"{project.metadata.name}-rollout-plan", "rollout-plan",
-                              deployed=False),
-            "data": {"plan.yaml": text}}
+                             canary_percent=plan["steps"][0]["trafficPercent"])
+    return [("inferenceservice.yaml", [isvc]), _plan(project, plan)]
 
 
 def shadow(project: Project, names: Names) -> Files:
@@ -308,6 +247,7 @@ def shadow(project: Project, names: Names) -> Files:
         # On the stable predictor's own host: clients keep calling what they called before.
         ("virtualservice.yaml", [_virtual_service(project, f"{name}-shadow", "router",
                                                   _predictor_host(project, name), [route])]),
+        _plan(project, plans.shadow_plan(project, name, shadow_name, f"{name}-shadow")),
     ]
 
 
@@ -331,15 +271,18 @@ def ab(project: Project, names: Names) -> Files:
         ("inferenceservice-candidate.yaml",
          [inference_service(project, candidate, CANDIDATE, "candidate")]),
         ("inferencegraph.yaml", [graph]),
+        _plan(project, plans.ab_plan(project, name, candidate, f"{name}-ab")),
     ]
 
 
 def blue_green(project: Project, names: Names) -> Files:
-    """Blue (stable) and green (candidate) InferenceServices; the route sends all to green."""
+    """Blue (stable) and green (candidate) InferenceServices; the route stays on blue until
+    the rollout has seen green ready and answering, then switches (blue stays up at weight 0
+    for an instant switch-back)."""
     name = project.metadata.name
     blue, green = names
-    route = {"name": "active", "route": [_destination(project, blue, 0),
-                                         _destination(project, green, 100)]}
+    route = {"name": "active", "route": [_destination(project, blue, 100),
+                                         _destination(project, green, 0)]}
     return [
         ("inferenceservice-blue.yaml",
          [inference_service(project, blue, STABLE, "blue")]),
@@ -348,6 +291,7 @@ def blue_green(project: Project, names: Names) -> Files:
         ("virtualservice.yaml", [_mesh_service(project, name),
                                  _virtual_service(project, name, "router",
                                                   _host(project, name), [route])]),
+        _plan(project, plans.blue_green_plan(project, blue, green, name)),
     ]
 
 
@@ -372,7 +316,7 @@ def bundle_json(project: Project, strategy: str, names: Names) -> str:
 
 def deploy_bundle(project: Project, strategy: str, names: Names) -> dict[str, Any]:
     """What the pipeline's deploy and rollout steps receive: the strategy's objects (the same
-    ones ``serving/`` holds, still unpinned) and the canary's step plan.
+    ones ``serving/`` holds, still unpinned) and its rollout plan.
 
     Plain JSON data: the runtime reads it without the compiler (``mlspec.runtime.rollout``).
     """

@@ -263,6 +263,32 @@ class Rollout(SpecModel):
     steps: list[int] | None = Field(
         default=None, description="Canary step plan, e.g. [10, 50, 100]."
     )
+    hold: Duration = Field(
+        default="10m",
+        description="How long the candidate must stay healthy before it is judged: each canary "
+                    "step, the shadow's mirroring, blue-green after the switch; A/B's least "
+                    "duration.",
+    )
+    min_agreement: Annotated[float, Field(ge=0, le=1)] = Field(
+        default=0.95,
+        description="shadow: the least share of mirrored rows on which the candidate's "
+                    "prediction agrees with the champion's.",
+    )
+    min_samples: Annotated[int, Field(ge=10, le=10_000_000)] = Field(
+        default=200,
+        description="ab: labelled predictions (POST /feedback) each version needs before the "
+                    "test gives a verdict.",
+    )
+    significance: Annotated[float, Field(gt=0, lt=0.5)] = Field(
+        default=0.05,
+        description="ab: the one-sided test's significance level (the candidate is rolled back "
+                    "when it is worse at this level).",
+    )
+    decide_within: Duration = Field(
+        default="3h",
+        description="ab: without min_samples per version by then, the candidate is rolled "
+                    "back (no verdict is not a pass).",
+    )
     prometheus_url: Annotated[str, StringConstraints(pattern=r"^https?://[^\s'\"`$\\]+$",
                                                      max_length=2048)] = Field(
         default="http://prometheus-operated.monitoring.svc:9090",

@@ -18,6 +18,7 @@ import json
 import re
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -26,8 +27,9 @@ from typing import Any, Protocol
 from mlspec.runtime.rollout.gates import Gate, GateResult, Prometheus, judge_all
 
 PROMOTED, ROLLED_BACK = "promoted", "rolled_back"
-_DURATION = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h)")
-_UNIT_S = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}
+_DURATION = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h|d|w|y)")
+_UNIT_S = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0, "w": 604800.0,
+           "y": 31536000.0}
 
 
 class RolloutError(Exception):
@@ -112,18 +114,63 @@ class LocalTraffic:
         self._call("PUT", {"candidate_percent": state["candidate_percent"],
                            "mirror": state["mirror"]})
 
-    def _call(self, method: str, body: dict | None) -> dict[str, Any]:
+    def set_mirror(self, percent: int) -> None:
+        """Shadow: the local server mirrors every request (``percent`` is the cluster's)."""
+        del percent
+        self._call("PUT", {"candidate_percent": 0, "mirror": True})
+
+    def promote(self) -> None:
+        self._call("PUT", {"candidate_percent": 100, "mirror": False})
+
+    def versions(self) -> tuple[str, str]:
+        state = self.state()
+        return str(state["champion"]), str(state["candidate"])
+
+    def _public(self, suffix: str) -> str:
+        state = self.state()
+        if not state.get("port"):
+            raise RolloutError("the admin API does not say the server's public port")
+        host = urllib.parse.urlsplit(self.url).hostname
+        model = urllib.parse.quote(str(state.get("model", "")), safe="")
+        return (f"http://{host}:{state['port']}/v2/models/{model}/versions/"
+                f"{urllib.parse.quote(str(state['candidate']), safe='')}/{suffix}")
+
+    def wait_ready(self, timeout_s: float, sleep: Callable[[float], None],
+                   clock: Callable[[], float]) -> None:
+        """Until the candidate's ``/ready`` answers 200 (the local server loads both models
+        before it listens, so this is the first answer unless something is wrong)."""
+        url, deadline = self._public("ready"), clock() + timeout_s
+        while True:
+            try:
+                self._call("GET", None, url)
+                return
+            except RolloutError as exc:
+                if clock() >= deadline:
+                    raise RolloutError(f"the candidate is not ready after {timeout_s:g} s: "
+                                       f"{exc}") from None
+            sleep(1.0)
+
+    def smoke(self) -> str:
+        """One inference of plausible rows through the candidate; its answer, shortened."""
+        sample = self._call("GET", None, self.url.removesuffix("/traffic") + "/sample")
+        answer = self._call("POST", sample, self._public("infer"))
+        outputs = answer.get("outputs") or []
+        if not outputs or not isinstance(outputs[0], dict) or "data" not in outputs[0]:
+            raise RolloutError(f"the smoke inference answered without predictions: {answer}")
+        return json.dumps(outputs[0]["data"])[:200]
+
+    def _call(self, method: str, body: dict | None, url: str | None = None) -> dict[str, Any]:
         data = None if body is None else json.dumps(body).encode()
-        request = urllib.request.Request(self.url, data=data, method=method,
+        request = urllib.request.Request(url or self.url, data=data, method=method,
                                          headers={"Content-Type": "application/json"})
         try:
             with urllib.request.urlopen(request, timeout=self.timeout_s) as response:
                 answer = json.loads(response.read())
         except urllib.error.HTTPError as exc:
-            raise RolloutError(f"the admin API refused {method} {body}: HTTP {exc.code} "
+            raise RolloutError(f"{url or self.url} refused {method}: HTTP {exc.code} "
                                f"{exc.read()[:200]!r}") from None
         except (urllib.error.URLError, OSError, ValueError) as exc:
-            raise RolloutError(f"the admin API at {self.url} cannot be used: "
+            raise RolloutError(f"the server at {url or self.url} cannot be used: "
                                f"{getattr(exc, 'reason', exc)}") from None
         if not isinstance(answer, dict):
             raise RolloutError(f"the admin API answered {answer!r}")

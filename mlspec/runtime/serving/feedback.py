@@ -24,6 +24,9 @@ class Feedback:
             raise ValueError(f"the feedback window must hold at least 1 pair, not {window}")
         self.classifier = classifier
         self._window = _ClassWindow(window) if classifier else _ValueWindow(window)
+        # Since the server started, not over the window: [pairs, sum of loss, sum of loss²],
+        # exported as counters so that Prometheus' increase() gives any period's figures.
+        self.loss = [0, 0.0, 0.0]
 
     def __len__(self) -> int:
         return len(self._window)
@@ -39,7 +42,21 @@ class Feedback:
         if len(predictions) != len(labels):
             raise ValueError("predictions and labels differ in length")
         self._window.add(predictions, labels)
+        self._add_loss(predictions, labels)
         return len(labels)
+
+    def _add_loss(self, predictions: list, labels: list) -> None:
+        """Per pair: 0/1 misclassification (classes compared as text) or squared error."""
+        if self.classifier:
+            wrong = sum(str(p) != str(y) for p, y in zip(predictions, labels, strict=True))
+            self.loss[1] += wrong
+            self.loss[2] += wrong  # 1² = 1
+        else:
+            err = np.asarray(predictions, dtype=np.float64) - np.asarray(labels, dtype=np.float64)
+            squared = err * err
+            self.loss[1] += float(squared.sum())
+            self.loss[2] += float((squared * squared).sum())
+        self.loss[0] += len(labels)
 
     def scores(self) -> dict[str, float]:
         """Metric name -> value over the window (classification or regression metrics)."""

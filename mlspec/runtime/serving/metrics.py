@@ -25,6 +25,13 @@ def _number(value: float) -> str:
     return repr(float(value)) if not float(value).is_integer() else str(int(value))
 
 
+_FEEDBACK_FAMILIES = (
+    (contract.FEEDBACK_TOTAL, "Predictions labelled with ground truth through /feedback."),
+    (contract.FEEDBACK_LOSS, "Sum of their loss: 0/1 misclassification, or squared error."),
+    (contract.FEEDBACK_LOSS_SQUARED, "Sum of the squares of their loss (for its variance)."),
+)
+
+
 class Metrics:
     """Counters, the latency histogram and gauges of one served model."""
 
@@ -36,6 +43,8 @@ class Metrics:
         self.duration_count = 0
         self.predictions: dict[str, int] = {}
         self.performance: dict[str, float] = {}
+        self.feedback_loss: list = [0, 0.0, 0.0]  # the server's Feedback.loss (same list)
+        self.shadow: dict[str, int] = {}  # outcome -> rows, on a shadow candidate only
         # Called at scrape time: feature -> (method, value); online drift is computed lazily.
         self.drift_source: Callable[[], dict[str, tuple[str, float]]] | None = None
 
@@ -85,7 +94,20 @@ class Metrics:
              "Model quality on recent ground truth received through /feedback.",
              [f'{contract.MODEL_PERFORMANCE}{{{base},metric="{_escape(metric)}"}} '
               f"{_number(self.performance[metric])}" for metric in sorted(self.performance)]),
+            *self._feedback_counters(),
+            (contract.SHADOW_COMPARISONS, "counter",
+             "A shadow's predictions compared with the champion's on the same requests, per row.",
+             [f'{contract.SHADOW_COMPARISONS}{{{base},outcome="{outcome}"}} {self.shadow[outcome]}'
+              for outcome in sorted(self.shadow)]),
         ]
+
+    def _feedback_counters(self) -> list[tuple[str, str, str, list[str]]]:
+        n, loss, squared = self.feedback_loss
+        if not n:
+            return [(name, "counter", text, []) for name, text in _FEEDBACK_FAMILIES]
+        return [(name, "counter", text, [f"{name}{{{self.base}}} {_number(value)}"])
+                for (name, text), value in zip(_FEEDBACK_FAMILIES, (n, loss, squared),
+                                               strict=True)]
 
     def _histogram(self) -> list[str]:
         name = contract.REQUEST_DURATION

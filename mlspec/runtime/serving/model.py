@@ -300,6 +300,26 @@ def _probe(model: LoadedModel) -> None:
     model.takes_ndarray = got.shape == expected.shape and bool(np.all(got == expected))
 
 
+def sample_request(model: LoadedModel) -> dict[str, Any]:
+    """A v2 inference request of plausible rows (see :func:`_sample_rows`), one tensor per
+    feature: the smoke inference a blue-green rollout sends before it switches."""
+    rows = _sample_rows(model)
+    inputs = []
+    for index, column in enumerate(model.columns):
+        values = [value.item() if hasattr(value, "item") else value for value in rows[:, index]]
+        if column.datatype.startswith(("INT", "UINT")):
+            values = [int(v) for v in values]
+        elif column.datatype == "BOOL":
+            values = [bool(v) for v in values]
+        elif column.numeric:
+            values = [float(v) for v in values]
+        else:
+            values = [str(v) for v in values]
+        inputs.append({"name": column.name, "shape": [len(values)], "datatype": column.datatype,
+                       "data": values})
+    return {"inputs": inputs}
+
+
 def _sample_rows(model: LoadedModel) -> Any:
     """Plausible rows: the model's saved input example, else the profile's medians and most
     frequent categories, else zeros and empty strings."""

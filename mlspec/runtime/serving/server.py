@@ -59,6 +59,7 @@ class ModelServer:
         self.model = model
         self.metrics = Metrics(model.name, model.version)
         self.feedback = Feedback(model.classifier, feedback_window)
+        self.metrics.feedback_loss = self.feedback.loss
         self.max_batch_rows = max_batch_rows
         # 0: a batch is what arrived in this loop turn. A server that gets a small share of the
         # requests (a canary's candidate) waits this long to gather a batch instead.
@@ -352,6 +353,8 @@ def run_server(server: Any, host: str, port: int, max_body: int = DEFAULT_MAX_BO
             loop.add_signal_handler(sig, stop.set)
 
         def ready(bound: int) -> None:
+            if hasattr(server, "public_port"):
+                server.public_port = bound
             if announce:
                 print(f"serving {describe(server)} on http://{host}:{bound}", flush=True)
 

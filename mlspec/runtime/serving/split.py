@@ -6,7 +6,9 @@ model behind the same URLs: a request for ``/v2/models/NAME/infer`` (or KServe v
 remainder, not a coin: over any 100 consecutive requests exactly N go to the candidate), else to
 the champion. ``/v2/models/NAME/versions/V/...`` goes to version V. With ``--mirror`` every
 request is answered by the champion and also sent to the candidate, whose answer is dropped:
-the shadow strategy's mirroring, so the candidate's metrics measure the same traffic.
+the shadow strategy's mirroring, so the candidate's metrics measure the same traffic, and the two
+answers are compared row by row (``mlspec_shadow_comparisons_total{outcome="agree|disagree"}``
+on the candidate's version: the prediction agreement a shadow rollout gates on).
 
 Each version keeps its own metrics (labelled ``version``), feedback window and drift window;
 ``/metrics`` shows both under one set of HELP/TYPE lines. ``/feedback`` with response ``ids``
@@ -20,7 +22,9 @@ public port:
 * ``GET /admin/traffic`` → ``{"champion": V1, "candidate": V2, "candidate_percent": N,
   "mirror": false}``
 * ``PUT /admin/traffic`` with ``{"candidate_percent": N}`` (0–100) and/or ``{"mirror": bool}``
-  → the new state. A rollout executor moves traffic through it.
+  → the new state. A rollout executor moves traffic through it. ``port`` is the public port.
+* ``GET /admin/sample`` → a v2 inference request of plausible rows for the candidate (the
+  blue-green rollout's smoke inference, sent to ``/v2/models/NAME/versions/V/infer``).
 """
 
 from __future__ import annotations
@@ -30,28 +34,98 @@ from typing import Any
 from urllib.parse import quote, unquote
 
 from mlspec import contract
-from mlspec.runtime.serving.httpserver import TEXT
+from mlspec.runtime.serving.httpserver import JSON, TEXT
 from mlspec.runtime.serving.jsonio import dumps as _dumps
 from mlspec.runtime.serving.jsonio import error_body
 from mlspec.runtime.serving.jsonio import loads as _loads
 from mlspec.runtime.serving.metrics import render_all
 
 ADMIN_PATH = "/admin/traffic"
+SAMPLE_PATH = "/admin/sample"
 SMALL_SHARE_BATCH_DELAY_S = 0.001
+REGRESSION_AGREEMENT = 0.1  # a regressor's shadow agrees within 10 % of the champion's value
+
+
+class _Mirrored:
+    """One mirrored request's two answers: the champion's goes to the client, the candidate's
+    is dropped; when both have arrived (each server may answer after its batch) their
+    predictions are compared row by row into the candidate's ``mlspec_shadow_comparisons_total``.
+    """
+
+    __slots__ = ("answers", "split")
+
+    def __init__(self, split: TrafficSplit) -> None:
+        self.answers: list = [None, None]
+        self.split = split
+
+    def arrived(self, index: int, status: int, body: bytes) -> None:
+        self.answers[index] = (status, body)
+        if self.answers[1 - index] is not None:
+            self.split.compare(self.answers[0], self.answers[1])
+
+
+class _ChampionCopy:
+    """The client's request as the champion sees it: its answer goes to the client and to the
+    comparison."""
+
+    __slots__ = ("req", "pair", "method", "path", "query", "body", "slot", "started")
+
+    def __init__(self, req: Any, pair: _Mirrored) -> None:
+        self.req, self.pair = req, pair
+        self.method, self.path, self.query, self.body = req.method, req.path, req.query, req.body
+        self.slot, self.started = req.slot, req.started
+
+    def reply(self, status: int, body: bytes, content_type: bytes = JSON) -> None:
+        self.req.reply(status, body, content_type)
+        self.pair.arrived(0, status, body)
 
 
 class _Dropped:
-    """A mirrored copy of a request: the candidate answers it, nobody reads the answer."""
+    """A mirrored copy of a request: the candidate answers it, only the comparison reads it."""
 
-    __slots__ = ("method", "path", "query", "body", "slot", "started")
+    __slots__ = ("method", "path", "query", "body", "slot", "started", "pair")
 
-    def __init__(self, req: Any) -> None:
+    def __init__(self, req: Any, pair: _Mirrored | None = None) -> None:
         self.method, self.path, self.query, self.body = req.method, req.path, req.query, req.body
         self.started = req.started
         self.slot: list = [None, False]
+        self.pair = pair
 
     def reply(self, status: int, body: bytes, content_type: bytes = b"") -> None:
         self.slot[0] = b""
+        if self.pair is not None:
+            self.pair.arrived(1, status, body)
+
+
+def predictions_of(body: bytes) -> list | None:
+    """The ``predict`` output of an inference answer (v2 or v1), or None if it has none."""
+    try:
+        answer = _loads(body)
+    except Exception:  # noqa: BLE001 - not an answer that can be compared
+        return None
+    if not isinstance(answer, dict):
+        return None
+    if isinstance(answer.get("predictions"), list):
+        return answer["predictions"]
+    for output in answer.get("outputs") or []:
+        if isinstance(output, dict) and output.get("name") == "predict" \
+                and isinstance(output.get("data"), list):
+            return output["data"]
+    return None
+
+
+def agreeing_rows(champion: list, candidate: list, classifier: bool) -> int:
+    """Rows on which the two predictions agree: the same class, or (regression) a value within
+    ``REGRESSION_AGREEMENT`` of the champion's, relative to its size (at least 1)."""
+    if classifier:
+        return sum(str(a) == str(b) for a, b in zip(champion, candidate, strict=False))
+    agree = 0
+    for a, b in zip(champion, candidate, strict=False):
+        try:
+            agree += abs(float(a) - float(b)) <= REGRESSION_AGREEMENT * max(1.0, abs(float(a)))
+        except (TypeError, ValueError):
+            pass
+    return agree
 
 
 class TrafficSplit:
@@ -70,6 +144,7 @@ class TrafficSplit:
         self.model = champion.model  # what the server announces
         self.percent = _percent(percent)
         self.mirror = mirror
+        self.public_port: int | None = None  # set once the public listener is bound
         self._pace()
         self._remainder = 0
         self.by_version = {champion.model.version: champion, candidate.model.version: candidate}
@@ -105,8 +180,9 @@ class TrafficSplit:
             if pinned is not None:
                 pinned.handle(req)
             elif self.mirror:
-                self.champion.handle(req)
-                self.candidate.handle(_Dropped(req))
+                pair = _Mirrored(self)
+                self.champion.handle(_ChampionCopy(req, pair))
+                self.candidate.handle(_Dropped(req, pair))
             else:
                 self._next().handle(req)
         else:
@@ -147,15 +223,34 @@ class TrafficSplit:
             return self.candidate
         return self.champion
 
+    def compare(self, champion: tuple[int, bytes], candidate: tuple[int, bytes]) -> None:
+        """Count a mirrored request's rows as agreeing or not (both answered 200; a failed
+        answer is already in the requests counter, by code)."""
+        if champion[0] != 200 or candidate[0] != 200:
+            return
+        ours, theirs = predictions_of(champion[1]), predictions_of(candidate[1])
+        if ours is None or theirs is None:
+            return
+        rows = max(len(ours), len(theirs))
+        agree = agreeing_rows(ours, theirs, bool(self.champion.model.classifier))
+        counts = self.candidate.metrics.shadow
+        counts[contract.AGREE] = counts.get(contract.AGREE, 0) + agree
+        counts[contract.DISAGREE] = counts.get(contract.DISAGREE, 0) + rows - agree
+
     # --- the admin port ----------------------------------------------------------------------
     def state(self) -> dict[str, Any]:
-        return {"champion": self.champion.model.version,
+        return {"model": self.champion.model.name, "champion": self.champion.model.version,
                 "candidate": self.candidate.model.version,
-                "candidate_percent": self.percent, "mirror": self.mirror}
+                "candidate_percent": self.percent, "mirror": self.mirror,
+                "port": self.public_port}
 
     def admin(self, req: Any) -> None:
-        """``GET`` / ``PUT`` ``/admin/traffic`` (see the module)."""
-        if req.path != ADMIN_PATH:
+        """``GET`` / ``PUT`` ``/admin/traffic``, ``GET /admin/sample`` (see the module)."""
+        if req.path == SAMPLE_PATH and req.method == "GET":
+            from mlspec.runtime.serving.model import sample_request
+
+            req.reply(200, _dumps(sample_request(self.candidate.model)))
+        elif req.path != ADMIN_PATH:
             req.reply(404, error_body(f"no route {req.path} (the admin API is {ADMIN_PATH})"))
         elif req.method == "GET":
             req.reply(200, _dumps(self.state()))

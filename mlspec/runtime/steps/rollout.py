@@ -20,7 +20,7 @@ from typing import Any
 
 from mlspec.runtime.errors import StepError
 from mlspec.runtime.io import read_json_object, write_json
-from mlspec.runtime.rollout import executor, gates, registry
+from mlspec.runtime.rollout import executor, gates, registry, strategies
 from mlspec.runtime.spec import load_project
 
 
@@ -51,7 +51,8 @@ def run_rollout(spec, plan: Mapping[str, Any], version: int, admin_url: str,
     """
     project = load_project(spec)
     try:
-        plan_ = executor.parse_plan(plan, None if hold is None else executor.parse_duration(hold))
+        strategies.check_plan(plan)
+        hold_s = None if hold is None else executor.parse_duration(hold)
         prometheus = gates.Prometheus(prometheus_url)
         traffic = executor.LocalTraffic(admin_url)
         before = traffic.state()
@@ -60,7 +61,7 @@ def run_rollout(spec, plan: Mapping[str, Any], version: int, admin_url: str,
     if str(before.get("candidate")) != str(version):
         raise StepError(f"the server at {admin_url} has version {before.get('candidate')!r} as "
                         f"its candidate, not {version}")
-    return _carry_out(project, plan_, traffic, prometheus, str(version), out_report, log)
+    return _carry_out(project, plan, hold_s, traffic, prometheus, str(version), out_report, log)
 
 
 def run_cluster_rollout(spec, in_deployment: str, bundle_path: str, out_report: str,
@@ -85,8 +86,9 @@ def run_cluster_rollout(spec, in_deployment: str, bundle_path: str, out_report: 
     if len(services) != 1 or not deployment.get("candidate_version"):
         raise StepError(f"{in_deployment} is not a canary deployment record")
     try:
-        plan_ = executor.parse_plan(bundle["plan"],
-                                    None if hold is None else executor.parse_duration(hold))
+        plan_ = bundle["plan"]
+        strategies.check_plan(plan_)
+        hold_s = None if hold is None else executor.parse_duration(hold)
         prometheus = gates.Prometheus(prometheus_url or bundle["prometheus"])
         kube = kube if kube is not None else Kube()
         traffic = KServeTraffic(kube, deployment["namespace"], services[0]["name"],
@@ -94,13 +96,13 @@ def run_cluster_rollout(spec, in_deployment: str, bundle_path: str, out_report: 
         traffic.state()
     except (executor.RolloutError, KubeError, ValueError) as exc:
         raise StepError(str(exc)) from None
-    return _carry_out(project, plan_, traffic, prometheus, str(deployment["candidate_version"]),
-                      out_report, log)
+    return _carry_out(project, plan_, hold_s, traffic, prometheus,
+                      str(deployment["candidate_version"]), out_report, log)
 
 
-def _carry_out(project, plan_, traffic, prometheus, version: str, out_report: str,
-               log: Callable[[str], None]) -> dict[str, Any]:
-    report = executor.execute(plan_, traffic, prometheus, log=log)
+def _carry_out(project, plan: Mapping[str, Any], hold_s: float | None, traffic, prometheus,
+               version: str, out_report: str, log: Callable[[str], None]) -> dict[str, Any]:
+    report = strategies.carry_out(plan, traffic, prometheus, hold_override_s=hold_s, log=log)
     baseline = project.validation.baseline
     alias = baseline.alias if baseline else None
     promoted = report["outcome"] == executor.PROMOTED

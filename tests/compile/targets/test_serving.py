@@ -100,13 +100,16 @@ def test_objects_per_strategy() -> None:
              for s in STRATEGIES}
     assert kinds["canary"] == [("ConfigMap", "iris-classifier-rollout-plan"),
                                ("InferenceService", "iris-classifier")]
-    assert kinds["shadow"] == [("InferenceService", "iris-classifier"),
+    assert kinds["shadow"] == [("ConfigMap", "iris-classifier-rollout-plan"),
+                               ("InferenceService", "iris-classifier"),
                                ("InferenceService", "iris-classifier-shadow"),
                                ("VirtualService", "iris-classifier-shadow")]
-    assert kinds["ab"] == [("InferenceGraph", "iris-classifier-ab"),
+    assert kinds["ab"] == [("ConfigMap", "iris-classifier-rollout-plan"),
+                           ("InferenceGraph", "iris-classifier-ab"),
                            ("InferenceService", "iris-classifier"),
                            ("InferenceService", "iris-classifier-candidate")]
-    assert kinds["blue-green"] == [("InferenceService", "iris-classifier-blue"),
+    assert kinds["blue-green"] == [("ConfigMap", "iris-classifier-rollout-plan"),
+                                   ("InferenceService", "iris-classifier-blue"),
                                    ("InferenceService", "iris-classifier-green"),
                                    ("Service", "iris-classifier"),
                                    ("VirtualService", "iris-classifier")]
@@ -161,11 +164,33 @@ def test_shadow_mirrors_and_ab_splits_traffic_percent() -> None:
         ("iris-classifier", 70), ("iris-classifier-candidate", 30)]
 
 
-def test_blue_green_routes_everything_to_green() -> None:
-    (vs,) = _by_kind(render(project_from(iris_data(strategy="blue-green"))), "VirtualService")
+def test_blue_green_route_stays_on_blue_until_the_rollout_switches() -> None:
+    files = render(project_from(iris_data(strategy="blue-green")))
+    (vs,) = _by_kind(files, "VirtualService")
     weights = {r["destination"]["host"].split("-predictor")[0]: r["weight"]
                for r in vs["spec"]["http"][0]["route"]}
-    assert weights == {"iris-classifier-blue": 0, "iris-classifier-green": 100}
+    assert weights == {"iris-classifier-blue": 100, "iris-classifier-green": 0}
+    (cm,) = _by_kind(files, "ConfigMap")
+    plan = yaml.safe_load(cm["data"]["plan.yaml"])
+    assert plan["services"] == {"stable": "iris-classifier-blue",
+                                "candidate": "iris-classifier-green"}
+    assert plan["router"] == {"kind": "VirtualService", "name": "iris-classifier"}
+    assert plan["smoke"] is True and [g["name"] for g in plan["gates"]] == [
+        "error-rate", "latency-p99-seconds", "feature-drift"]
+
+
+def test_shadow_and_ab_plans() -> None:
+    shadow = yaml.safe_load(_by_kind(render(project_from(iris_data(strategy="shadow"))),
+                                     "ConfigMap")[0]["data"]["plan.yaml"])
+    assert shadow["mirrorPercent"] == 10 and shadow["hold"] == "10m"
+    agreement = shadow["gates"][-1]
+    assert agreement["name"] == "prediction-agreement" and agreement["min"] == 0.95
+    data = iris_data(strategy="ab")
+    data["serving"]["rollout"].update(min_samples=500, significance=0.01)
+    ab = yaml.safe_load(_by_kind(render(project_from(data)), "ConfigMap")[0]["data"]["plan.yaml"])
+    assert ab["test"] == {"name": "welch-z-one-sided", "minSamples": 500, "significance": 0.01,
+                          "loss": "misclassification"}
+    assert set(ab["feedback"]) == {"samples", "loss", "lossSquared"}
 
 
 def test_canary_plan_steps_and_gates() -> None:
@@ -183,12 +208,17 @@ def test_canary_plan_steps_and_gates() -> None:
     assert [s["trafficPercent"] for s in default["steps"]] == [10, 50, 100]
 
 
-def test_canary_gate_queries_parse_in_promtool(tmp_path: Path) -> None:
+def test_every_plan_query_parses_in_promtool(tmp_path: Path) -> None:
     promtool = oracle("promtool")
-    (cm,) = _by_kind(render(project_from(iris_data(strategy="canary"))), "ConfigMap")
-    gates = yaml.safe_load(cm["data"]["plan.yaml"])["steps"][0]["gates"]
+    queries = []
+    for strategy in STRATEGIES:
+        (cm,) = _by_kind(render(project_from(iris_data(strategy=strategy))), "ConfigMap")
+        plan = yaml.safe_load(cm["data"]["plan.yaml"])
+        gates = plan["steps"][0]["gates"] if strategy == "canary" else plan["gates"]
+        queries += [g["query"] for g in gates] + list((plan.get("feedback") or {}).values())
+    assert len(queries) >= 17
     rules = {"groups": [{"name": "gates", "rules": [
-        {"record": f"mlspec:gate_{i}", "expr": g["query"]} for i, g in enumerate(gates)]}]}
+        {"record": f"mlspec:gate_{i}", "expr": q} for i, q in enumerate(queries)]}]}
     path = tmp_path / "gates.yaml"
     path.write_text(yaml.safe_dump(rules))
     done = subprocess.run([str(promtool), "check", "rules", str(path)], capture_output=True,

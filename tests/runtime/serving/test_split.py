@@ -85,8 +85,10 @@ def test_the_candidate_gets_exactly_its_share(split: tuple[str, str]) -> None:
     base, admin = split
     versions = Counter(_infer(base)["model_version"] for _ in range(100))
     assert versions == {"1": 75, "2": 25}
-    assert _call(f"{admin}/admin/traffic")[1] == {"champion": "1", "candidate": "2",
-                                                  "candidate_percent": 25, "mirror": False}
+    state = _call(f"{admin}/admin/traffic")[1]
+    assert state == {"model": state["model"], "champion": "1", "candidate": "2",
+                     "candidate_percent": 25, "mirror": False,
+                     "port": int(base.rsplit(":", 1)[1])}
 
 
 def test_the_admin_api_moves_traffic(split: tuple[str, str]) -> None:
@@ -156,6 +158,32 @@ def test_mirroring_sends_every_request_to_both(registry: str, tmp_path: Path) ->
         for version in ("1", "2"):
             assert f'mlspec_requests_total{{model="{NAME}",version="{version}",code="200"}} 12' \
                 in text
+        # Two registrations of one model: every mirrored row agrees, and only the candidate
+        # counts comparisons.
+        assert f'mlspec_shadow_comparisons_total{{model="{NAME}",version="2",outcome="agree"}} 12' \
+            in text
+        assert f'{{model="{NAME}",version="2",outcome="disagree"}} 0' in text
+        assert 'version="1",outcome=' not in text
+
+
+def test_the_admin_sample_is_a_request_the_candidate_answers(split: tuple[str, str]) -> None:
+    base, admin = split
+    status, sample = _call(f"{admin}/admin/sample")
+    assert status == 200 and len(sample["inputs"]) == 4
+    status, answer = _call(f"{base}/v2/models/{NAME}/versions/2/infer", sample)
+    assert status == 200 and answer["model_version"] == "2" and answer["outputs"][0]["data"]
+
+
+def test_agreement_per_row() -> None:
+    from mlspec.runtime.serving.split import agreeing_rows, predictions_of
+
+    assert agreeing_rows(["a", "b", 1], ["a", "c", "1"], classifier=True) == 2
+    # regression: within 10 % of the champion's value (at least 0.1 absolute)
+    assert agreeing_rows([100.0, 100.0, 0.0, 0.0], [109.0, 111.0, 0.09, 0.2],
+                         classifier=False) == 2
+    assert predictions_of(b'{"outputs":[{"name":"predict","data":[1,2]}]}') == [1, 2]
+    assert predictions_of(b'{"predictions":[3]}') == [3]
+    assert predictions_of(b'{"error":"x"}') is None and predictions_of(b"nope") is None
 
 
 def test_options_that_need_a_candidate(tmp_path: Path) -> None:
