@@ -257,3 +257,69 @@ def test_a_good_candidate_is_promoted_and_a_bad_one_rolled_back(tmp_path: Path,
     assert champion == "2"
     assert tags["mlspec.rollout.outcome"] == "promoted"
     assert f"promoted {MODEL} version 2; alias production -> version 2" in good.stdout
+
+
+def _strategy_spec(work: Path, strategy: str, **rollout: object) -> Path:
+    """The e2e spec with another rollout strategy (same registry)."""
+    data = yaml.safe_load((work / "mlproject.yaml").read_text())
+    data["serving"]["rollout"].update(strategy=strategy, **rollout)
+    path = work / f"mlproject-{strategy}.yaml"
+    path.write_text(yaml.safe_dump(data, sort_keys=False))
+    return path
+
+
+def test_shadow_ab_and_blue_green_on_live_metrics(tmp_path: Path, capsys) -> None:
+    """v3 (corrupted labels) as a shadow: its predictions disagree with v1's on the mirrored
+    rows, rolled back on the agreement gate. v3 in an A/B split: the test on ground truth finds
+    it worse. v2 blue-green: ready, smoke inference, switch, gates pass, promoted."""
+    from mlflow import MlflowClient
+
+    prometheus = program("prometheus")
+    timeline = Timeline(BUDGET_S)
+    spec, tracking_uri = _spec(tmp_path)
+    versions = [_register(tmp_path, spec, name, corrupt, seed) for name, corrupt, seed in
+                (("champion", False, 0), ("good", False, 1), ("corrupt", True, 2))]
+    assert versions == ["1", "2", "3"]
+    MlflowClient(tracking_uri=tracking_uri, registry_uri=tracking_uri) \
+        .set_registered_model_alias(MODEL, "production", "1")
+    timeline("registered v1 (production), v2 (good), v3 (corrupted labels)")
+    runs = {}
+    (tmp_path / "logs").mkdir()
+    with processes(tmp_path / "logs") as procs:
+        for strategy, version, extra in (("shadow", "3", {}),
+                                         ("ab", "3", {"traffic_percent": 50, "min_samples": 30}),
+                                         ("blue-green", "2", {})):
+            work = tmp_path / strategy
+            work.mkdir()
+            path = _strategy_spec(tmp_path, strategy, **extra)
+            runs[strategy] = _rollout(work, path, version, tracking_uri, timeline, procs,
+                                      prometheus, cli="mlspec")
+            timeline(f"{strategy} of v{version}: {runs[strategy][1]['outcome']}: "
+                     f"{runs[strategy][1]['reason'][:120]}")
+    with capsys.disabled():
+        print(f"\ntimeline:\n{timeline.text()}")
+
+    done, report, state = runs["shadow"]
+    assert done.returncode == 1, done.stdout + done.stderr
+    gates = {g["name"]: g for g in report["steps"][0]["gates"]}
+    assert not gates["prediction-agreement"]["passed"]
+    assert gates["prediction-agreement"]["value"] < 0.5
+    assert gates["error-rate"]["passed"] and gates["latency-p99-seconds"]["passed"]
+    assert state["mirror"] is False and state["candidate_percent"] == 0  # as before
+
+    done, report, state = runs["ab"]
+    assert done.returncode == 1, done.stdout + done.stderr
+    (test,) = [g for g in report["steps"][0]["gates"] if g["name"] == "ab-test"]
+    assert not test["passed"] and test["value"] < 0.05
+    assert test["arms"]["candidate"]["samples"] >= 30 and test["arms"]["champion"]["samples"] >= 30
+    assert "candidate worse than the champion" in report["reason"]
+    assert state["candidate_percent"] == 0
+
+    done, report, state = runs["blue-green"]
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert report["outcome"] == "promoted" and report["smoke"].startswith("[")
+    assert all(g["passed"] for g in report["steps"][0]["gates"])
+    assert state["candidate_percent"] == 100
+    champion, tags = _version_info(tracking_uri, "2")
+    assert champion == "2" and tags["mlspec.rollout.strategy"] == "blue-green"
+    assert _version_info(tracking_uri, "3")[1]["mlspec.rollout.outcome"] == "rolled_back"

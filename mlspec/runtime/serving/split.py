@@ -175,11 +175,10 @@ class TrafficSplit:
                                        self.candidate.metrics]).encode(), TEXT)
         elif path == contract.FEEDBACK_PATH and req.method == "POST":
             self._feedback_target(req).handle(req)
+        elif (pinned := self._pinned_version(path)) is not None:
+            pinned.handle(req)  # any /v2/models/NAME/versions/V/... goes to version V
         elif self._is_inference(path):
-            pinned = self._pinned_version(path)
-            if pinned is not None:
-                pinned.handle(req)
-            elif self.mirror:
+            if self.mirror:
                 pair = _Mirrored(self)
                 self.champion.handle(_ChampionCopy(req, pair))
                 self.candidate.handle(_Dropped(req, pair))

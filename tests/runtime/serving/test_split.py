@@ -168,6 +168,9 @@ def test_mirroring_sends_every_request_to_both(registry: str, tmp_path: Path) ->
 
 def test_the_admin_sample_is_a_request_the_candidate_answers(split: tuple[str, str]) -> None:
     base, admin = split
+    for version in ("1", "2"):  # readiness and metadata of each version, by its own path
+        assert _call(f"{base}/v2/models/{NAME}/versions/{version}/ready")[0] == 200
+        assert _call(f"{base}/v2/models/{NAME}/versions/{version}")[1]["versions"] == [version]
     status, sample = _call(f"{admin}/admin/sample")
     assert status == 200 and len(sample["inputs"]) == 4
     status, answer = _call(f"{base}/v2/models/{NAME}/versions/2/infer", sample)
