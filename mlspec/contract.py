@@ -63,6 +63,8 @@ RETRAIN_LABEL = "mlspec_retrain"  # "true" on the alerts in monitoring.alerts.re
 # says which registry version the deploy writes in (candidate: the one just registered; stable:
 # the one the baseline alias names when the deploy runs).
 UNPINNED_VERSION = "unpinned"
+# In the shadow's server, the champion it compares the candidate with: the stable version.
+UNPINNED_STABLE_VERSION = "unpinned-stable"
 MODEL_URI_ANNOTATION = "mlspec.dev/model-uri"
 MODEL_ROLE_ANNOTATION = "mlspec.dev/model-role"
 CANDIDATE_ROLE, STABLE_ROLE = "candidate", "stable"

@@ -1,12 +1,13 @@
-"""``mlspec rollout SPEC --version N [--local URL]``: carry out the compiled canary plan.
+"""``mlspec rollout SPEC --version N [--local URL]``: carry out the compiled rollout plan.
 
 The plan is the one ``mlspec compile`` writes to ``serving/rollout-plan.yaml`` (rendered here from
 the same spec and profile, so the two never disagree). ``--local`` names the admin API of
 ``mlspec serve CHAMPION --candidate models:/NAME/N``; ``--prometheus`` the Prometheus that
 scrapes that server. Without ``--local`` the rollout happens on the cluster of the kubeconfig,
 exactly as the pipeline's deploy and rollout steps do it (``deploy: manual`` is this command):
-version N pinned into the compiled serving objects and server-side applied, then KServe's
-``canaryTrafficPercent`` stepped, gated on ``--prometheus`` (default
+version N pinned into the compiled serving objects and server-side applied, then the strategy
+carried out (KServe's ``canaryTrafficPercent`` stepped, the shadow's mirror, the A/B graph's
+weights, the blue-green route), gated on ``--prometheus`` (default
 ``serving.rollout.prometheus_url``; from a workstation, a port-forward). The bundle, the
 deployment record and the report go to ``.mlspec/rollouts/<model>-v<N>/``.
 
@@ -15,8 +16,7 @@ to ``--report`` (default ``.mlspec/rollouts/<model>-v<N>.json`` locally) and ont
 registry tags; only a promoted rollout moves ``validation.baseline.alias``.
 
 Exit codes: 0 promoted, 1 rolled back (or the spec is invalid, or the deploy failed), 2 usage: an
-unknown profile, a strategy without a step plan, an admin API that serves another candidate, no
-Kubernetes credentials.
+unknown profile, an admin API that serves another candidate, no Kubernetes credentials.
 """
 
 from __future__ import annotations
@@ -94,9 +94,6 @@ def _on_cluster(project, version: int, prometheus: str | None, hold: str | None,
         except RolloutError as exc:
             raise UsageError(str(exc)) from None
     ctx = build_context(project)
-    if ctx.strategy != "canary":  # the only plan the executor steps (before anything is sent)
-        raise UsageError(f"serving.rollout.strategy {ctx.strategy!r} has no step plan; mlspec "
-                         "rollout carries out canary plans")
     folder = Path(".mlspec") / "rollouts" / f"{project.model_name}-v{version}"
     folder.mkdir(parents=True, exist_ok=True)
     bundle = folder / "deploy.json"
@@ -127,9 +124,6 @@ def _compiled_plan(project) -> dict[str, Any]:
     from mlspec.compile.build import render_target
 
     files = {f.path: f.content for f in render_target(project, "serving")}
-    if PLAN_FILE not in files:
-        raise UsageError(f"serving.rollout.strategy {project.serving.rollout.strategy!r} has no "
-                         "step plan; mlspec rollout carries out canary plans")
     config_map = yaml.safe_load(files[PLAN_FILE])
     return yaml.safe_load(config_map["data"]["plan.yaml"])
 

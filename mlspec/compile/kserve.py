@@ -95,10 +95,18 @@ def template_uri(project: Project) -> str:
     return f"models:/{project.model_name}/{contract.UNPINNED_VERSION}"
 
 
-def _container(project: Project) -> dict:
-    """The runtime image serving the pinned version on port 8080 (argv, no shell)."""
+def _container(project: Project, compares: bool = False) -> dict:
+    """The runtime image serving the pinned version on port 8080 (argv, no shell).
+
+    ``compares`` (the shadow): the server holds the stable version too and answers every
+    request with it while the candidate answers a mirrored copy, compared row by row
+    (``mlspec_shadow_comparisons_total``): Istio drops a mirrored request's answer, so the
+    comparison has to happen where both answers exist."""
     drift = project.monitoring.drift
-    args = ["serve", template_uri(project), "--host", "0.0.0.0",
+    served = ([f"models:/{project.model_name}/{contract.UNPINNED_STABLE_VERSION}",
+               "--candidate", template_uri(project), "--mirror"] if compares
+              else [template_uri(project)])
+    args = ["serve", *served, "--host", "0.0.0.0",
             "--port", str(contract.SERVER_PORT), "--name", project.model_name,
             "--drift-method", drift.method]
     if drift.features != "all":
@@ -145,7 +153,7 @@ def _container(project: Project) -> dict:
 
 
 def inference_service(project: Project, name: str, model_role: str, role: str,
-                      canary_percent: int | None = None) -> dict:
+                      canary_percent: int | None = None, compares: bool = False) -> dict:
     """A ``serving.kserve.io/v1beta1`` InferenceService with the runtime as custom predictor;
     ``model_role`` (candidate or stable) says which version the deploy pins into it."""
     replicas = project.serving.replicas
@@ -163,7 +171,7 @@ def inference_service(project: Project, name: str, model_role: str, role: str,
         "minReplicas": replicas.min,
         "maxReplicas": replicas.max,
         **SCALING[project.serving.deployment_mode](project),
-        "containers": [_container(project)],
+        "containers": [_container(project, compares)],
         "securityContext": {"runAsNonRoot": True, "runAsUser": k8s.RUN_AS,
                             "runAsGroup": k8s.RUN_AS, "seccompProfile": {"type": "RuntimeDefault"}},
         "volumes": [{"name": "tmp", "emptyDir": {}}],
@@ -194,8 +202,10 @@ def _virtual_service(project: Project, name: str, role: str, host: str,
 def _mesh_service(project: Project, name: str) -> dict:
     """A selector-less ClusterIP Service: it gives the routed host a cluster IP, and the
     VirtualService (the mesh sidecars) decides where its traffic goes."""
+    # Not a deploy template: nothing in it depends on a version, so ``kubectl apply -k`` puts it
+    # in place once and the deployer's Role needs no rights on Services.
     return {"apiVersion": "v1", "kind": "Service",
-            "metadata": _meta(project, name, "router"),
+            "metadata": _meta(project, name, "router", deployed=False),
             "spec": {"type": "ClusterIP", "ports": [{"name": "http", "port": 80,
                                                      "protocol": "TCP",
                                                      "targetPort": contract.SERVER_PORT}]}}
@@ -243,7 +253,7 @@ def shadow(project: Project, names: Names) -> Files:
         ("inferenceservice.yaml",
          [inference_service(project, name, STABLE, "stable")]),
         ("inferenceservice-shadow.yaml",
-         [inference_service(project, shadow_name, CANDIDATE, "shadow")]),
+         [inference_service(project, shadow_name, CANDIDATE, "shadow", compares=True)]),
         # On the stable predictor's own host: clients keep calling what they called before.
         ("virtualservice.yaml", [_virtual_service(project, f"{name}-shadow", "router",
                                                   _predictor_host(project, name), [route])]),
@@ -288,8 +298,8 @@ def blue_green(project: Project, names: Names) -> Files:
          [inference_service(project, blue, STABLE, "blue")]),
         ("inferenceservice-green.yaml",
          [inference_service(project, green, CANDIDATE, "green")]),
-        ("virtualservice.yaml", [_mesh_service(project, name),
-                                 _virtual_service(project, name, "router",
+        ("service.yaml", [_mesh_service(project, name)]),
+        ("virtualservice.yaml", [_virtual_service(project, name, "router",
                                                   _host(project, name), [route])]),
         _plan(project, plans.blue_green_plan(project, blue, green, name)),
     ]
@@ -325,7 +335,8 @@ def deploy_bundle(project: Project, strategy: str, names: Names) -> dict[str, An
         if file == PLAN_FILE:
             plan = yaml.safe_load(docs[0]["data"]["plan.yaml"])
         else:
-            objects.extend(docs)
+            objects.extend(d for d in docs if (d["metadata"].get("annotations") or {})
+                           .get(contract.DEPLOY_ANNOTATION) == contract.DEPLOY_TEMPLATE)
     return {"version": BUNDLE_VERSION, "model": project.model_name,
             "namespace": project.namespace, "strategy": strategy,
             "stableAlias": stable_alias(project),

@@ -63,7 +63,7 @@ RULES: tuple[Rule, ...] = (
     serving.raw_scale_to_zero,
     serving.canary_all_or_nothing,
     serving.traffic_percent_with_blue_green,
-    serving.auto_deploy_without_canary,
+    serving.ab_without_ground_truth,
     serving.concurrency_in_raw_mode,
     # monitoring
     monitoring.drift_feature_unknown,

@@ -165,21 +165,20 @@ def traffic_percent_with_blue_green(ctx: Context) -> Iterator[Finding]:
                       "remove traffic_percent, or use strategy: canary")
 
 
-@rule("MLS249", "auto-deploy-without-canary")
-def auto_deploy_without_canary(ctx: Context) -> Iterator[Finding]:
-    """``serving.deploy: auto`` with a rollout strategy the pipeline's rollout step cannot run.
+@rule("MLS249", "ab-without-ground-truth")
+def ab_without_ground_truth(ctx: Context) -> Iterator[Finding]:
+    """``strategy: ab`` in a spec that declares no ground truth (``monitoring.performance``).
 
-    Anti-pattern: ``deploy: auto`` with ``strategy: shadow`` (or ``ab``, ``blue-green``, or
-    ``auto``, which may pick one of them) — the pipeline's rollout step steps canary plans
-    (KServe ``canaryTrafficPercent`` gated on Prometheus); it would deploy the objects and have
-    nothing to decide with.
+    Anti-pattern: an A/B rollout with no ``monitoring.performance`` — the A/B rollout decides on
+    labels posted to ``/feedback``; a service that never receives them gives no verdict, and no
+    verdict within ``decide_within`` rolls the candidate back every time.
 
-    Best practice: ``strategy: canary`` for an automatic deploy; for the other strategies keep
-    ``deploy: manual``.
+    Best practice: declare the ground truth the service gets (``monitoring.performance:
+    {metric: accuracy, min: 0.85}``) with ``ab``; without labels use ``canary`` or ``shadow``,
+    which decide on what the servers measure themselves.
     """
-    serving = ctx.project.serving
-    if serving.deploy == "auto" and serving.rollout.strategy != "canary":
+    if ctx.project.serving.rollout.strategy == "ab" and ctx.project.monitoring.performance is None:
         yield Finding(("serving", "rollout", "strategy"),
-                      f"deploy: auto runs canary rollouts; strategy {serving.rollout.strategy!r} "
-                      "has no step plan the pipeline can carry out",
-                      "use strategy: canary, or deploy: manual")
+                      "an A/B rollout decides on ground truth from /feedback, and "
+                      "monitoring.performance declares none",
+                      "add monitoring.performance, or use strategy: canary or shadow")

@@ -120,7 +120,8 @@ def _rollout(spec, i, o, a):
         if a.bundle is None:
             raise StepError("rollout --in deployment=PATH needs --bundle PATH")
         r = run_cluster_rollout(spec, i["deployment"], a.bundle, o["report"],
-                                prometheus_url=a.prometheus, hold=a.hold)
+                                prometheus_url=a.prometheus, hold=a.hold,
+                                predictor_url=a.predictor_url)
     else:
         for flag, value in (("--in plan=PATH (or --in deployment=PATH)", i.get("plan")),
                             ("--version", a.version), ("--admin", a.admin)):
@@ -178,6 +179,9 @@ def _parser() -> argparse.ArgumentParser:
                              f"{LOCAL_PROMETHEUS} locally)")
     parser.add_argument("--bundle", help="deploy, rollout: the compiled deploy bundle (JSON)")
     parser.add_argument("--hold", help="rollout: hold every step this long (e.g. 30s)")
+    parser.add_argument("--predictor-url",
+                        help="rollout (blue-green): where green's predictor answers the smoke "
+                             "inference (default: its Service in the cluster)")
     return parser
 
 

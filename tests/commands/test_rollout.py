@@ -11,6 +11,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 import yaml
 
 REPO = Path(__file__).resolve().parents[2]
@@ -42,13 +43,16 @@ def test_a_version_is_one_or_more(tmp_path: Path) -> None:
     assert done.returncode == 2 and "1 or more" in done.stderr
 
 
-def test_a_strategy_without_a_step_plan_is_refused(tmp_path: Path) -> None:
+@pytest.mark.parametrize("strategy", ["shadow", "ab", "blue-green"])
+def test_every_strategy_has_a_plan_to_carry_out(tmp_path: Path, strategy: str) -> None:
+    """The plan is accepted; what stops this one is the admin API nobody serves."""
     data = yaml.safe_load(IRIS.read_text())
-    data["serving"]["rollout"] = {"strategy": "blue-green"}
+    data["serving"]["rollout"] = {"strategy": strategy}
     spec = tmp_path / "mlproject.yaml"
     spec.write_text(yaml.safe_dump(data, sort_keys=False))
-    done = _rollout(tmp_path, "--version", "2", "--local", "http://127.0.0.1:1", spec=spec)
-    assert done.returncode == 2 and "has no step plan" in done.stderr, done.stderr
+    done = _rollout(tmp_path, "--version", "2", "--local", f"http://127.0.0.1:{_closed_port()}",
+                    spec=spec)
+    assert done.returncode == 2 and "admin API" in done.stderr, done.stderr
 
 
 def test_an_admin_api_that_does_not_answer_is_a_usage_error(tmp_path: Path) -> None:

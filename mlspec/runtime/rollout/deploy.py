@@ -75,6 +75,8 @@ def pin(objects: list[dict[str, Any]], model: str, candidate: str,
                                    "version with the canary strategy)"
                                    if role == contract.STABLE_ROLE else ""))
             _pin_server(obj, template, pinned_uri(model, version))
+            _pin_compared(obj, pinned_uri(model, contract.UNPINNED_STABLE_VERSION), model,
+                          stable)
             annotations[contract.MODEL_URI_ANNOTATION] = pinned_uri(model, version)
         out.append(obj)
     return out
@@ -103,6 +105,19 @@ def _pin_server(obj: dict[str, Any], template: str, uri: str) -> None:
                         f"to name {template} once, found it {len(hits)} times")
     container, index = hits[0]
     container["args"][index] = uri
+
+
+def _pin_compared(obj: dict[str, Any], template: str, model: str, stable: str | None) -> None:
+    """The shadow's server also holds the stable version it compares the candidate with."""
+    for container in obj.get("spec", {}).get("predictor", {}).get("containers") or []:
+        args = container.get("args") or []
+        for index, arg in enumerate(args):
+            if arg == template:
+                if stable is None:
+                    raise StepError(f"inferenceservice/{obj['metadata']['name']} compares the "
+                                    "candidate with the stable version, and nothing is at the "
+                                    "stable alias yet")
+                args[index] = pinned_uri(model, stable)
 
 
 def restorable(obj: Mapping[str, Any] | None) -> dict[str, Any] | None:

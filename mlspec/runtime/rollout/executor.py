@@ -170,7 +170,7 @@ class LocalTraffic:
             raise RolloutError(f"{url or self.url} refused {method}: HTTP {exc.code} "
                                f"{exc.read()[:200]!r}") from None
         except (urllib.error.URLError, OSError, ValueError) as exc:
-            raise RolloutError(f"the server at {url or self.url} cannot be used: "
+            raise RolloutError(f"{url or f'the admin API at {self.url}'} cannot be used: "
                                f"{getattr(exc, 'reason', exc)}") from None
         if not isinstance(answer, dict):
             raise RolloutError(f"the admin API answered {answer!r}")

@@ -209,7 +209,8 @@ def load_model(uri: str, name: str | None = None, tracking_uri: str | None = Non
     Raises:
         ModelLoadError: The model cannot be found or loaded.
     """
-    if uri.startswith("models:/") and uri.endswith(f"/{contract.UNPINNED_VERSION}"):
+    if uri.startswith("models:/") and uri.endswith((f"/{contract.UNPINNED_VERSION}",
+                                                     f"/{contract.UNPINNED_STABLE_VERSION}")):
         raise ModelLoadError(f"{uri} is a compiled deploy template's placeholder: the deploy "
                              "step pins the registered version (locally: mlspec serve "
                              "--manifest FILE --model-version N)")

@@ -66,38 +66,69 @@ def run_rollout(spec, plan: Mapping[str, Any], version: int, admin_url: str,
 
 def run_cluster_rollout(spec, in_deployment: str, bundle_path: str, out_report: str,
                         prometheus_url: str | None = None, hold: str | None = None, kube=None,
+                        predictor_url: str | None = None,
                         log: Callable[[str], None] = print) -> dict[str, Any]:
-    """Carry the bundle's canary plan out on the InferenceService the deploy step applied.
+    """Carry the bundle's plan out on the objects the deploy step applied: KServe's
+    ``canaryTrafficPercent``, or the strategy's router (``mlspec.runtime.rollout.routers``).
+    ``predictor_url`` is where blue-green's smoke inference goes (default: green's predictor
+    Service in the cluster).
 
     Raises:
         StepError: see :func:`run_rollout`.
     """
     from mlspec.runtime.kube import Kube, KubeError
     from mlspec.runtime.rollout.deploy import read_bundle
-    from mlspec.runtime.rollout.kserve import KIND, KServeTraffic
 
     project = load_project(spec)
     deployment = read_json_object(in_deployment, "deployment")
     bundle = read_bundle(bundle_path)
-    if not bundle.get("plan"):
-        raise StepError(f"the {bundle['strategy']} strategy has no step plan: the rollout step "
-                        "carries out canary plans")
-    services = [o for o in deployment.get("objects") or [] if o.get("kind") == KIND]
-    if len(services) != 1 or not deployment.get("candidate_version"):
-        raise StepError(f"{in_deployment} is not a canary deployment record")
+    plan_ = bundle.get("plan")
+    if not isinstance(plan_, dict) or not deployment.get("candidate_version"):
+        raise StepError(f"{bundle_path} has no rollout plan, or {in_deployment} is not a "
+                        "deployment record")
     try:
-        plan_ = bundle["plan"]
         strategies.check_plan(plan_)
         hold_s = None if hold is None else executor.parse_duration(hold)
         prometheus = gates.Prometheus(prometheus_url or bundle["prometheus"])
         kube = kube if kube is not None else Kube()
-        traffic = KServeTraffic(kube, deployment["namespace"], services[0]["name"],
-                                services[0].get("previous"))
+        traffic = _cluster_traffic(project, plan_, deployment, bundle, kube, predictor_url)
         traffic.state()
     except (executor.RolloutError, KubeError, ValueError) as exc:
         raise StepError(str(exc)) from None
     return _carry_out(project, plan_, hold_s, traffic, prometheus,
                       str(deployment["candidate_version"]), out_report, log)
+
+
+def _cluster_traffic(project, plan: Mapping[str, Any], deployment: Mapping[str, Any],
+                     bundle: Mapping[str, Any], kube, predictor_url: str | None):
+    from mlspec.runtime.rollout.kserve import KIND, KServeTraffic
+    from mlspec.runtime.rollout.routers import ROUTERS, BlueGreenRoute
+
+    namespace = deployment["namespace"]
+    if plan["strategy"] == "canary":
+        services = [o for o in deployment.get("objects") or [] if o.get("kind") == KIND]
+        if len(services) != 1:
+            raise executor.RolloutError("the canary's deployment record names "
+                                        f"{len(services)} InferenceServices, not one")
+        return KServeTraffic(kube, namespace, services[0]["name"], services[0].get("previous"))
+    if plan["strategy"] == "blue-green":
+        version = str(deployment["candidate_version"])
+        return BlueGreenRoute(kube, namespace, plan, deployment, bundle,
+                              predictor_url=predictor_url,
+                              sample=lambda: _sample(project, version))
+    return ROUTERS[plan["strategy"]](kube, namespace, plan, deployment, bundle)
+
+
+def _sample(project, version: str) -> dict:
+    """A plausible request for the candidate, from its model in the registry."""
+    from mlspec.runtime.serving.model import ModelLoadError, load_model, sample_request
+
+    try:
+        return sample_request(load_model(f"models:/{project.model_name}/{version}",
+                                         tracking_uri=project.registry.tracking_uri))
+    except ModelLoadError as exc:
+        raise executor.RolloutError(f"cannot load version {version} for the smoke inference: "
+                                    f"{exc}") from None
 
 
 def _carry_out(project, plan: Mapping[str, Any], hold_s: float | None, traffic, prometheus,

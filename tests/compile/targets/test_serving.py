@@ -340,7 +340,11 @@ def test_container_args_parse_in_the_server() -> None:
         assert container["command"] == ["python", "-m", "mlspec.runtime"]
         assert container["args"][0] == "serve"
         args = _parser().parse_args(container["args"][1:])
-        assert args.model_uri == isvc["metadata"]["annotations"]["mlspec.dev/model-uri"]
+        # The shadow's server compares: the stable version answers, the candidate is mirrored.
+        served = args.candidate if args.mirror else args.model_uri
+        assert served == isvc["metadata"]["annotations"]["mlspec.dev/model-uri"]
+        if args.mirror:
+            assert args.model_uri == "models:/iris-classifier/unpinned-stable"
         assert (args.port, args.name, args.drift_method, args.drift_features) == (
             8080, "iris-classifier", "ks", ["sepal_length"])
 
@@ -378,7 +382,8 @@ def test_every_served_model_is_an_unpinned_template_with_a_role(strategy: str) -
     data["serving"]["deployment_mode"] = "raw" if strategy != "canary" else "serverless"
     for doc in docs(render(project_from(data))):
         notes = doc["metadata"].get("annotations") or {}
-        if doc["kind"] == "ConfigMap":  # the rollout plan: applied by kubectl, not the deploy
+        if doc["kind"] in ("ConfigMap", "Service"):
+            # the rollout plan and blue-green's mesh Service pin nothing: kubectl applies them
             assert "mlspec.dev/deploy" not in notes
             continue
         assert notes["mlspec.dev/deploy"] == "template", doc["metadata"]["name"]
@@ -386,5 +391,5 @@ def test_every_served_model_is_an_unpinned_template_with_a_role(strategy: str) -
             assert notes["mlspec.dev/model-uri"] == "models:/iris-classifier/unpinned"
             assert notes["mlspec.dev/model-role"] in ("candidate", "stable")
             args = doc["spec"]["predictor"]["containers"][0]["args"]
-            assert args[1] == "models:/iris-classifier/unpinned"
+            assert "models:/iris-classifier/unpinned" in args[1:4]
             assert not [a for a in args if "@" in a]  # no alias anywhere in what is served

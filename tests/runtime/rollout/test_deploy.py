@@ -278,7 +278,7 @@ def test_the_rollout_step_needs_a_canary_deployment(compiled, kube, tmp_path: Pa
     ws.mkdir()
     (ws / "deployment.json").write_text(json.dumps({"objects": []}))
     done = run_task(compiled, "rollout", ws, config)
-    assert_clean_failure(done, contains="is not a canary deployment record")
+    assert_clean_failure(done, contains="is not a deployment record")
 
 
 # --- promotion, gated on a real Prometheus --------------------------------------------------------
