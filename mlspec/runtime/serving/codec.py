@@ -186,7 +186,7 @@ def _check(model: LoadedModel, rows: np.ndarray) -> np.ndarray:
         _finite(numeric, mask, [model.columns[i].name for i in cols])
         _integral(model, numeric, cols)
         return rows
-    _finite(numeric, model.nullable_mask, [c.name for c in model.columns])
+    _finite(numeric, model.nullable_mask, model.column_names)
     _integral(model, numeric, list(range(len(model.columns))))
     return rows
 

@@ -13,6 +13,7 @@ import os
 import sys
 import warnings
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -65,17 +66,22 @@ class LoadedModel:
     output_datatype: str = "FP64"
     extra: dict = field(default_factory=dict)
 
-    @property
+    # Cached: the codec asks these on every request, and the columns never change after load.
+    @cached_property
     def all_numeric(self) -> bool:
         return all(c.numeric for c in self.columns)
 
-    @property
+    @cached_property
+    def column_names(self) -> list[str]:
+        return [c.name for c in self.columns]
+
+    @cached_property
     def integer_columns(self) -> list[int]:
         """Indices of integer-typed inputs (a fractional value there is a client error)."""
         return [i for i, c in enumerate(self.columns)
                 if c.datatype.startswith(("INT", "UINT"))]
 
-    @property
+    @cached_property
     def nullable_mask(self) -> Any:
         import numpy as np
 

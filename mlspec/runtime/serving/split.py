@@ -42,7 +42,7 @@ from mlspec.runtime.serving.metrics import render_all
 
 ADMIN_PATH = "/admin/traffic"
 SAMPLE_PATH = "/admin/sample"
-SMALL_SHARE_BATCH_DELAY_S = 0.001
+SMALL_SHARE_BATCH_DELAY_S = 0.002
 REGRESSION_AGREEMENT = 0.1  # a regressor's shadow agrees within 10 % of the champion's value
 
 
@@ -281,7 +281,7 @@ class TrafficSplit:
         self._pace()
 
     def _pace(self) -> None:
-        """The version with the smaller share gathers its batches for up to 1 ms: one predict
+        """The version with the smaller share gathers its batches for up to 2 ms: one predict
         call for a few requests instead of one per event-loop turn (each call has a fixed cost
         that a 10 % share would otherwise pay almost per request)."""
         small = self.candidate if self.mirror or self.percent <= 50 else self.champion
