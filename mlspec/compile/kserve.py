@@ -330,7 +330,8 @@ def deploy_bundle(project: Project, strategy: str, names: Names) -> dict[str, An
 
     Plain JSON data: the runtime reads it without the compiler (``mlspec.runtime.rollout``).
     """
-    objects, plan = [], None
+    objects: list[dict] = []
+    plan = None
     for file, docs in strategy_files(project, strategy, names):
         if file == PLAN_FILE:
             plan = yaml.safe_load(docs[0]["data"]["plan.yaml"])
