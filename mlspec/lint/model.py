@@ -224,3 +224,72 @@ def task_vs_dataset(ctx: Context) -> Iterator[Finding]:
                       f"sklearn://{name} is a {info.task} data set, but model.task is {task}",
                       f"set task: {info.task}")
 
+
+
+@rule("MLS290", "distributed-one-process")
+def distributed_one_process(ctx: Context) -> Iterator[Finding]:
+    """``model.distributed`` that adds up to a single process.
+
+    Anti-pattern: ``distributed: {nodes: 1, processes_per_node: 1}`` — a TrainJob and a process
+    group for one process: all the cost of distribution, none of the speed.
+
+    Best practice: at least 2 processes in all (``nodes × processes_per_node``), or no
+    ``distributed`` section.
+    """
+    dist = ctx.project.model.distributed
+    if dist is not None and dist.nodes * dist.processes_per_node < 2:
+        yield Finding(("model", "distributed"),
+                      f"{dist.nodes} node x {dist.processes_per_node} process is one process",
+                      "use at least 2 processes in all (e.g. processes_per_node: 2), or remove "
+                      "model.distributed")
+
+
+@rule("MLS291", "distributed-backend-without-gpu")
+def distributed_backend(ctx: Context) -> Iterator[Finding]:
+    """``backend: nccl`` with no GPU requested.
+
+    Anti-pattern: ``distributed: {backend: nccl}`` with ``resources.gpu: 0`` — NCCL runs on GPUs
+    only; every process fails at ``init_process_group``.
+
+    Best practice: ``backend: gloo`` on CPUs; ``nccl`` with ``resources.gpu`` ≥ 1 (one process
+    per GPU).
+    """
+    model = ctx.project.model
+    dist = model.distributed
+    if dist is not None and dist.backend == "nccl" and model.resources.gpu == 0:
+        yield Finding(("model", "distributed", "backend"),
+                      "the nccl backend needs GPUs, and model.resources.gpu is 0",
+                      "use backend: gloo, or request GPUs (resources: {gpu: 1})")
+
+
+@rule("MLS292", "distributed-needs-torch")
+def distributed_needs_torch(ctx: Context) -> Iterator[Finding]:
+    """``model.distributed`` on a framework that does not train distributed.
+
+    Anti-pattern: ``framework: sklearn`` with ``distributed`` — scikit-learn estimators train in
+    one process; the section would be silently ignored.
+
+    Best practice: ``distributed`` with ``framework: torch`` only.
+    """
+    model = ctx.project.model
+    if model.distributed is not None and model.framework != "torch":
+        yield Finding(("model", "distributed"),
+                      f"framework {model.framework} does not train distributed",
+                      "remove model.distributed, or use framework: torch")
+
+
+@rule("MLS293", "distributed-gloo-on-gpus", Severity.WARNING)
+def distributed_gloo_on_gpus(ctx: Context) -> Iterator[Finding]:
+    """``backend: gloo`` while GPUs are requested.
+
+    Anti-pattern: ``distributed: {backend: gloo}`` with ``resources.gpu: 4`` — gloo moves
+    gradients through the CPU; on GPUs NCCL is several times faster.
+
+    Best practice: ``backend: nccl`` when the processes have GPUs.
+    """
+    model = ctx.project.model
+    dist = model.distributed
+    if dist is not None and dist.backend == "gloo" and model.resources.gpu > 0:
+        yield Finding(("model", "distributed", "backend"),
+                      "gloo on GPUs sends every gradient through the CPU",
+                      "use backend: nccl")

@@ -27,6 +27,10 @@ RULES: tuple[Rule, ...] = (
     model.gpu_with_sklearn,
     model.cuda_without_gpu,
     model.task_vs_dataset,
+    model.distributed_one_process,
+    model.distributed_backend,
+    model.distributed_needs_torch,
+    model.distributed_gloo_on_gpus,
     # data
     data.target_missing,
     data.target_is_feature,

@@ -63,8 +63,9 @@ def pick_device(requested: str) -> str:
     return requested
 
 
-def train_torch(project, features, X, y, path: Path) -> dict[str, Any]:
-    """Fit the MLP on preprocessed ``X`` and save the pyfunc model folder at ``path``."""
+def train_torch(project, features, X, y, path: Path | None) -> dict[str, Any]:
+    """Fit the MLP on preprocessed ``X`` and save the pyfunc model folder at ``path`` (None: a
+    distributed rank other than 0, which trains and writes nothing)."""
     import numpy as np
 
     from mlspec.runtime.preprocess import build_preprocessor
@@ -93,14 +94,22 @@ def train_torch(project, features, X, y, path: Path) -> dict[str, Any]:
     generator = torch.Generator().manual_seed(seed)
     n_out = len(classes) if classes is not None else 1
     net = build_network(inputs.shape[1], n_out, list(arch.hidden), arch.dropout).to(device)
+    group = _join_group(torch, project, device)
+    if group is not None:
+        net = torch.nn.parallel.DistributedDataParallel(net)
     holdout = project.data.split.validation or DEFAULT_HOLDOUT
     xt = torch.from_numpy(inputs).to(device)
     yt = (torch.from_numpy(targets.astype(np.int64)) if classification
           else torch.from_numpy(targets).reshape(-1, 1)).to(device)
     loss_fn = torch.nn.CrossEntropyLoss() if classification else torch.nn.MSELoss()
-    with _deterministic_on_cpu(torch, device):
-        epoch, best_epoch, best_loss = _fit(torch, net, xt, yt, loss_fn, training, holdout,
-                                            generator, device)
+    try:
+        with _deterministic_on_cpu(torch, device):
+            epoch, best_epoch, best_loss = _fit(torch, net, xt, yt, loss_fn, training, holdout,
+                                                generator, device, group, seed)
+    finally:
+        if group is not None:
+            torch.distributed.destroy_process_group()
+    net = net.module if group is not None else net
     config = {
         "n_in": int(inputs.shape[1]), "n_out": n_out, "hidden": list(arch.hidden),
         "dropout": arch.dropout, "task": project.model.task,
@@ -108,7 +117,8 @@ def train_torch(project, features, X, y, path: Path) -> dict[str, Any]:
         if classes is not None else None,
         "y_mean": y_mean, "y_std": y_std,
     }
-    _save(net.cpu(), preprocessor, config, X, path)
+    if path is not None:  # None: a rank other than 0, which writes nothing
+        _save(net.cpu(), preprocessor, config, X, path)
     return {
         "estimator": "torch.mlp",
         "params": {"hidden": list(arch.hidden), "dropout": arch.dropout,
@@ -117,6 +127,7 @@ def train_torch(project, features, X, y, path: Path) -> dict[str, Any]:
         "epochs_trained": epoch,
         "best_epoch": best_epoch,
         "best_validation_loss": best_loss,
+        **({"distributed": {"processes": group[1], "backend": group[2]}} if group else {}),
     }
 
 
@@ -136,10 +147,42 @@ def _deterministic_on_cpu(torch, device: str) -> Iterator[None]:
         torch.use_deterministic_algorithms(enabled, warn_only=warn_only)
 
 
-def _fit(torch, net, xt, yt, loss_fn, training, holdout: float, generator, device: str
-         ) -> tuple[int, int, float]:
+def _join_group(torch, project, device: str) -> tuple[int, int, str] | None:
+    """Under torchrun: join the process group; returns (rank, world size, backend)."""
+    from mlspec.runtime.distributed import local_backend, world
+
+    place = world()
+    if place is None or project.model.distributed is None:
+        return None
+    backend = local_backend(project.model.distributed.backend)
+    if backend == "nccl" and device != "cuda":
+        raise StepError("the nccl backend needs CUDA; this process trains on the CPU")
+    torch.distributed.init_process_group(backend=backend)
+    return place[0], place[1], backend
+
+
+def _shard(torch, fit, epoch: int, seed: int, group) -> Any:
+    """This rank's training rows for ``epoch``: a DistributedSampler over the fit rows (the
+    same seeded shuffle on every rank, each taking its share, padded to equal length so every
+    rank makes the same number of steps)."""
+    from torch.utils.data import DistributedSampler
+
+    rows: Any = range(len(fit))  # a map-style dataset of row numbers
+    sampler: Any = DistributedSampler(rows, num_replicas=group[1], rank=group[0],
+                                      shuffle=True, seed=seed, drop_last=False)
+    sampler.set_epoch(epoch)
+    return fit[torch.tensor(list(sampler), dtype=torch.long, device=fit.device)]
+
+
+def _fit(torch, net, xt, yt, loss_fn, training, holdout: float, generator, device: str,
+         group=None, seed: int = 0) -> tuple[int, int, float]:
     """Mini-batch training with early stopping on a held-out slice; the best weights are
-    restored. Returns (epochs run, best epoch, best held-out loss)."""
+    restored. Returns (epochs run, best epoch, best held-out loss).
+
+    Distributed (``group``): each rank steps through its shard with a batch of
+    ``batch_size / world`` rows, so the global batch stays ``batch_size``; DDP averages the
+    gradients, so the weights (and the held-out loss every rank computes on the same rows, and
+    so early stopping) stay identical on every rank."""
     n = len(xt)
     order = torch.randperm(n, generator=generator).numpy()
     n_val = max(1, int(round(n * holdout))) if n >= 10 else 0
@@ -150,9 +193,14 @@ def _fit(torch, net, xt, yt, loss_fn, training, holdout: float, generator, devic
     watch = torch.from_numpy(val_idx if n_val else fit_idx).to(device)
     for epoch in range(1, training.epochs + 1):
         net.train()
-        perm = fit[torch.randperm(len(fit), generator=generator).to(device)]
-        for start in range(0, len(perm), training.batch_size):
-            batch = perm[start:start + training.batch_size]
+        if group is None:
+            perm = fit[torch.randperm(len(fit), generator=generator).to(device)]
+            size = training.batch_size
+        else:
+            perm = _shard(torch, fit, epoch, seed, group)
+            size = max(1, -(-training.batch_size // group[1]))
+        for start in range(0, len(perm), size):
+            batch = perm[start:start + size]
             optimizer.zero_grad()
             loss = loss_fn(net(xt[batch]), yt[batch])
             loss.backward()
@@ -162,13 +210,14 @@ def _fit(torch, net, xt, yt, loss_fn, training, holdout: float, generator, devic
             val_loss = float(loss_fn(net(xt[watch]), yt[watch]))
         if val_loss < best_loss - 1e-7:
             best_loss, best_epoch, waited = val_loss, epoch, 0
-            best_state = {k: v.detach().cpu().clone() for k, v in net.state_dict().items()}
+            core = net.module if group is not None else net
+            best_state = {k: v.detach().cpu().clone() for k, v in core.state_dict().items()}
         else:
             waited += 1
             if training.early_stopping_patience and waited >= training.early_stopping_patience:
                 break
     if best_state is not None:
-        net.load_state_dict(best_state)
+        (net.module if group is not None else net).load_state_dict(best_state)
     return epoch, best_epoch, best_loss
 
 

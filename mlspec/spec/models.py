@@ -191,6 +191,15 @@ class Resources(SpecModel):
     tolerations: list[Toleration] = Field(default_factory=list)
 
 
+class Distributed(SpecModel):
+    nodes: Annotated[int, Field(ge=1, le=1000)] = Field(
+        default=1, description="Pods of the Kubeflow Trainer TrainJob (numNodes).")
+    processes_per_node: Annotated[int, Field(ge=1, le=64)] = Field(
+        default=1, description="torchrun processes per pod (one per GPU with nccl).")
+    backend: Literal["gloo", "nccl"] = Field(
+        default="gloo", description="torch.distributed backend: nccl on GPUs, gloo on CPUs.")
+
+
 class Model(SpecModel):
     task: Task
     framework: Framework = "sklearn"
@@ -202,6 +211,9 @@ class Model(SpecModel):
     training: Training | None = None
     tuning: Tuning | None = None
     resources: Resources = Field(default_factory=Resources)
+    distributed: Distributed | None = Field(
+        default=None, description="torch only: train with DistributedDataParallel over "
+        "nodes x processes_per_node processes (a Kubeflow Trainer TrainJob on a cluster).")
 
     def estimator_path(self) -> str:
         return self.estimator or DEFAULT_ESTIMATORS[self.task]

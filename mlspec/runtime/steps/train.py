@@ -37,7 +37,14 @@ def run_train(spec, in_train: str, out_model: str) -> dict:
     Returns:
         The model metadata written to ``mlspec_model.json``.
     """
+    from mlspec.runtime import distributed
+
     project = load_project(spec)
+    dist = project.model.distributed
+    if dist is not None and project.model.framework == "torch" and distributed.world() is None:
+        # Not yet under torchrun: start the processes, each of which runs this step.
+        return distributed.launch(project.model_dump(mode="json"), in_train, out_model,
+                                  dist.processes_per_node)
     frame = read_dataset(in_train)
     return train_frame(project, frame, out_model)
 
@@ -73,7 +80,15 @@ def train_frame(project: Project, frame: pd.DataFrame, out_model: str) -> dict:
         meta["classes"] = [_plain(c) for c in np.unique(y)]
         if len(meta["classes"]) < 2:
             raise StepError(f"target {target!r} has a single class; a classifier needs two or more")
+    from mlspec.runtime.distributed import is_writer
+
     final = check_model_dir(out_model)
+    if project.model.framework == "torch" and not is_writer():
+        # Another rank of a distributed run: train its shard; rank 0 writes the model.
+        from mlspec.runtime.torch_mlp import train_torch
+
+        meta.update(train_torch(project, features, X, y, None))
+        return meta
     # Build the folder beside its destination and move it in at the end: a failed training
     # neither leaves a half-written model behind nor removes the earlier one.
     path = final.with_name(f".{final.name}.partial")
