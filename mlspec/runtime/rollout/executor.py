@@ -153,28 +153,47 @@ class LocalTraffic:
     def smoke(self) -> str:
         """One inference of plausible rows through the candidate; its answer, shortened."""
         sample = self._call("GET", None, self.url.removesuffix("/traffic") + "/sample")
-        answer = self._call("POST", sample, self._public("infer"))
-        outputs = answer.get("outputs") or []
-        if not outputs or not isinstance(outputs[0], dict) or "data" not in outputs[0]:
-            raise RolloutError(f"the smoke inference answered without predictions: {answer}")
-        return json.dumps(outputs[0]["data"])[:200]
+        return smoke_predictions(self._call("POST", sample, self._public("infer")))
 
     def _call(self, method: str, body: dict | None, url: str | None = None) -> dict[str, Any]:
-        data = None if body is None else json.dumps(body).encode()
-        request = urllib.request.Request(url or self.url, data=data, method=method,
-                                         headers={"Content-Type": "application/json"})
-        try:
-            with urllib.request.urlopen(request, timeout=self.timeout_s) as response:
-                answer = json.loads(response.read())
-        except urllib.error.HTTPError as exc:
-            raise RolloutError(f"{url or self.url} refused {method}: HTTP {exc.code} "
-                               f"{exc.read()[:200]!r}") from None
-        except (urllib.error.URLError, OSError, ValueError) as exc:
-            raise RolloutError(f"{url or f'the admin API at {self.url}'} cannot be used: "
-                               f"{getattr(exc, 'reason', exc)}") from None
-        if not isinstance(answer, dict):
-            raise RolloutError(f"the admin API answered {answer!r}")
-        return answer
+        return call_json(method, url or self.url, body, self.timeout_s,
+                         what=url or f"the admin API at {self.url}")
+
+
+def call_json(method: str, url: str, body: dict | None, timeout_s: float,
+              what: str | None = None) -> dict[str, Any]:
+    """One JSON request; the JSON object answered.
+
+    Raises:
+        RolloutError: no answer, an HTTP error, or an answer that is not a JSON object.
+    """
+    data = None if body is None else json.dumps(body).encode()
+    request = urllib.request.Request(url, data=data, method=method,
+                                     headers={"Content-Type": "application/json"})
+    try:
+        with urllib.request.urlopen(request, timeout=timeout_s) as response:
+            answer = json.loads(response.read())
+    except urllib.error.HTTPError as exc:
+        raise RolloutError(f"{url} refused {method}: HTTP {exc.code} "
+                           f"{exc.read()[:200]!r}") from None
+    except (urllib.error.URLError, OSError, ValueError) as exc:
+        raise RolloutError(f"{what or url} cannot be used: "
+                           f"{getattr(exc, 'reason', exc)}") from None
+    if not isinstance(answer, dict):
+        raise RolloutError(f"{what or url} answered {answer!r}")
+    return answer
+
+
+def smoke_predictions(answer: dict[str, Any]) -> str:
+    """A smoke inference's predictions, shortened for the report.
+
+    Raises:
+        RolloutError: the answer holds no predictions.
+    """
+    outputs = answer.get("outputs") or []
+    if not outputs or not isinstance(outputs[0], dict) or "data" not in outputs[0]:
+        raise RolloutError(f"the smoke inference answered without predictions: {answer}")
+    return json.dumps(outputs[0]["data"])[:200]
 
 
 def execute(plan: Plan, traffic: Traffic, prometheus: Prometheus, *,

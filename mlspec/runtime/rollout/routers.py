@@ -22,16 +22,14 @@ with no traffic: the deployer's Role has no ``delete``).
 from __future__ import annotations
 
 import copy
-import json
-import urllib.error
-import urllib.request
 from collections.abc import Callable, Mapping
 from typing import Any
 
 from mlspec.runtime.kube import KubeError
-from mlspec.runtime.rollout.executor import RolloutError
+from mlspec.runtime.rollout.executor import RolloutError, call_json, smoke_predictions
 
 ISVC = "InferenceService"
+SMOKE_TIMEOUT_S = 30.0
 
 
 class _Router:
@@ -204,22 +202,8 @@ class BlueGreenRoute(_Router):
         if self.sample is None:
             raise RolloutError("no sample request to smoke-test green with")
         url = f"{self.predictor_url.rstrip('/')}/v2/models/{self.model}/infer"
-        request = urllib.request.Request(url, data=json.dumps(self.sample()).encode(),
-                                         method="POST",
-                                         headers={"Content-Type": "application/json"})
-        try:
-            with urllib.request.urlopen(request, timeout=30) as response:
-                answer = json.loads(response.read())
-        except urllib.error.HTTPError as exc:
-            raise RolloutError(f"the smoke inference to {url} answered HTTP {exc.code}: "
-                               f"{exc.read()[:200]!r}") from None
-        except (urllib.error.URLError, OSError, ValueError) as exc:
-            raise RolloutError(f"the smoke inference to {url} failed: "
-                               f"{getattr(exc, 'reason', exc)}") from None
-        outputs = answer.get("outputs") if isinstance(answer, dict) else None
-        if not outputs or "data" not in outputs[0]:
-            raise RolloutError(f"the smoke inference answered without predictions: {answer}")
-        return json.dumps(outputs[0]["data"])[:200]
+        return smoke_predictions(call_json("POST", url, self.sample(), SMOKE_TIMEOUT_S,
+                                           what=f"the smoke inference to {url}"))
 
 
 ROUTERS: dict[str, type[_Router]] = {

@@ -18,7 +18,6 @@ import os
 import re
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -35,27 +34,19 @@ NAMESPACE, NAME = "ml-demo", "iris-classifier"
 ISVC = "inferenceservices"
 
 
-@pytest.fixture
-def kube(tmp_path: Path) -> Iterator[tuple[FakeKubeApi, Path]]:
-    api = FakeKubeApi()
-    url = api.start()
-    try:
-        yield api, kubeconfig(url, tmp_path / "kubeconfig")
-    finally:
-        api.stop()
-
-
-@pytest.fixture(scope="module")
-def compiled(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
-    """The iris example with ``serving.deploy: auto``, compiled; its registry a sqlite file."""
+def compile_pipeline(root: Path, rollout: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The iris example with ``serving.deploy: auto`` (and ``rollout`` if given), compiled into
+    ``root``; its registry a sqlite file there. Returns the Tasks, the spec workspace (the spec
+    ConfigMap's keys as files, as Tekton mounts them) and the resolved spec."""
     from mlspec.commands.compile import compile_command
 
-    root = tmp_path_factory.mktemp("deploy")
     text = (REPO / "examples" / "iris" / "mlproject.yaml").read_text()
-    text = text.replace("\nserving:\n", "\nserving:\n  deploy: auto\n")
-    text = text.replace("sqlite:///mlruns.db", f"sqlite:///{root / 'mlruns.db'}")
+    data = yaml.safe_load(text.replace("sqlite:///mlruns.db", f"sqlite:///{root / 'mlruns.db'}"))
+    data["serving"]["deploy"] = "auto"
+    if rollout is not None:
+        data["serving"]["rollout"] = rollout
     spec = root / "mlproject.yaml"
-    spec.write_text(text)
+    spec.write_text(yaml.safe_dump(data, sort_keys=False))
     out = root / "out"
     assert compile_command(str(spec), str(out), [], None) == 0
     tasks = {d["metadata"]["name"].removeprefix(f"{NAME}-"): d
@@ -68,6 +59,12 @@ def compiled(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
         (workspace / key).write_text(value)
     return {"root": root, "out": out, "tasks": tasks, "spec_ws": workspace,
             "spec": json.loads((workspace / "spec.json").read_text())}
+
+
+@pytest.fixture(scope="module")
+def compiled(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    """The iris example with ``serving.deploy: auto``, compiled; its registry a sqlite file."""
+    return compile_pipeline(tmp_path_factory.mktemp("deploy"))
 
 
 @pytest.fixture(scope="module")

@@ -11,49 +11,19 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml
 
 from mlspec import contract
-from tests.conftest import REPO
 from tests.e2e.live import Timeline, free_port, get_json, processes, wait_for
-from tests.kube_api import FakeKubeApi, kubeconfig
-from tests.runtime.rollout.test_deploy import _registration, assert_valid, run_task
+from tests.kube_api import FakeKubeApi
+from tests.runtime.rollout.test_deploy import (
+    _registration,
+    assert_valid,
+    compile_pipeline,
+    run_task,
+)
 
 NAMESPACE, NAME = "ml-demo", "iris-classifier"
 UNREACHABLE = "http://127.0.0.1:9"
-
-
-@pytest.fixture
-def kube(tmp_path: Path):
-    api = FakeKubeApi()
-    url = api.start()
-    try:
-        yield api, kubeconfig(url, tmp_path / "kubeconfig")
-    finally:
-        api.stop()
-
-
-def _compile(root: Path, strategy: str) -> dict[str, Any]:
-    from mlspec.commands.compile import compile_command
-
-    text = (REPO / "examples" / "iris" / "mlproject.yaml").read_text()
-    data = yaml.safe_load(text.replace("sqlite:///mlruns.db", f"sqlite:///{root / 'mlruns.db'}"))
-    data["serving"].update(deploy="auto")
-    data["serving"]["rollout"] = {"strategy": strategy, "hold": "0s"}
-    spec = root / "mlproject.yaml"
-    spec.write_text(yaml.safe_dump(data, sort_keys=False))
-    out = root / "out"
-    assert compile_command(str(spec), str(out), [], None) == 0
-    tasks = {d["metadata"]["name"].removeprefix(f"{NAME}-"): d
-             for d in yaml.safe_load_all((out / "tekton" / "tasks.yaml").read_text()) if d}
-    (configmap,) = [d for d in yaml.safe_load_all(
-        (out / "tekton" / "spec-configmap.yaml").read_text()) if d]
-    workspace = root / "spec-workspace"
-    workspace.mkdir()
-    for key, value in configmap["data"].items():
-        (workspace / key).write_text(value)
-    return {"root": root, "tasks": tasks, "spec_ws": workspace,
-            "spec": json.loads((workspace / "spec.json").read_text())}
 
 
 @pytest.fixture(scope="module")
@@ -65,7 +35,8 @@ def compiled(tmp_path_factory, iris_run) -> dict[str, dict[str, Any]]:
 
     out = {}
     for strategy in ("shadow", "ab", "blue-green"):
-        c = _compile(tmp_path_factory.mktemp(strategy), strategy)
+        c = compile_pipeline(tmp_path_factory.mktemp(strategy),
+                             {"strategy": strategy, "hold": "0s"})
         for i in (1, 2):
             run_register(c["spec"], iris_run["model"], None, None, None,
                          str(c["root"] / f"registration-{i}.json"))
