@@ -72,3 +72,14 @@ CANDIDATE_ROLE, STABLE_ROLE = "candidate", "stable"
 DEPLOY_ANNOTATION, DEPLOY_TEMPLATE = "mlspec.dev/deploy", "template"
 # The bundle's file name inside the spec ConfigMap (Tekton) and the KFP pipeline parameter.
 DEPLOY_BUNDLE_FILE = "deploy.json"
+
+# The distributed train step's contract between the compiled TrainJob (mlspec.compile.trainjob)
+# and the train step that submits it (mlspec.runtime.trainjob): the template travels as this
+# file in the spec ConfigMap (Tekton) and as a KFP parameter; the step appends the run's values
+# (--spec, --handoff) to the trainer's args and names the TrainJob per run.
+TRAIN_BUNDLE_FILE = "trainjob.json"
+TRAINJOB_RUNTIME = "torch-distributed"
+# The replicated job of Kubeflow Trainer's torch runtimes whose pods run the trainer.
+TRAINJOB_NODE_JOB = "node"
+# `mlspec run` sets this: the train step trains under a local torchrun instead of submitting.
+LOCAL_TRAINING_ENV = "MLSPEC_LOCAL_TRAINING"

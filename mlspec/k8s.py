@@ -108,6 +108,11 @@ def deployer_account(name: str) -> str:
     return f"{name}-deployer"
 
 
+def trainer_account(name: str) -> str:
+    """The ServiceAccount (and Role) of project ``name``'s distributed train step."""
+    return f"{name}-trainer"
+
+
 def standard_labels(name: str, spec_labels: Mapping[str, str] | Iterable[tuple[str, str]],
                     extra: Mapping[str, str] | None = None) -> dict[str, str]:
     """The labels of an object generated for project ``name``: the spec's ``metadata.labels``

@@ -45,6 +45,7 @@ TARGETS: tuple[Target, ...] = (
            submit="mlspec.commands.submit.tekton",
            alert_webhook="http://el-{name}.{namespace}.svc.cluster.local:8080"),
     Target("serving", "mlspec.compile.targets.serving"),
+    Target("training", "mlspec.compile.targets.training"),
     Target("monitoring", "mlspec.compile.targets.monitoring"),
 )
 

@@ -126,14 +126,17 @@ def run_command(spec: str, profile: str | None, workdir: str | None, engine: str
 
 def local_arguments(project) -> dict[str, str]:
     """Pipeline arguments for a local run: relative local paths made absolute (see module doc)."""
-    from mlspec.compile.graph import resolved_spec
-    from mlspec.compile.targets.kfp import spec_parameter
+    from mlspec.compile.graph import TRAIN_BUNDLE, distributed_training, resolved_spec
+    from mlspec.compile.targets.kfp import BUNDLE_PARAMS, spec_parameter
 
     spec = resolved_spec(project)
     spec["registry"]["tracking_uri"] = absolute_tracking_uri(spec["registry"]["tracking_uri"])
     spec["data"]["source"]["uri"] = absolute_data_uri(spec["data"]["source"]["uri"])
-    return {"spec": spec_parameter(spec),
-            "data_uri": spec["data"]["source"]["uri"]}
+    arguments = {"spec": spec_parameter(spec), "data_uri": spec["data"]["source"]["uri"]}
+    if distributed_training(project):
+        # No cluster here: the train step runs torchrun itself instead of submitting a TrainJob.
+        arguments[BUNDLE_PARAMS[TRAIN_BUNDLE]] = ""
+    return arguments
 
 
 def absolute_tracking_uri(uri: str) -> str:

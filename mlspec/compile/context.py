@@ -12,8 +12,16 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from mlspec import contract
+from mlspec.compile.graph import (
+    DEPLOY_BUNDLE,
+    TRAIN_BUNDLE,
+    TRAIN_TIMEOUT_S,
+    distributed_training,
+    runtime_image,
+)
 from mlspec.compile.kserve import bundle_json
 from mlspec.compile.plan import choose_strategy
+from mlspec.compile.trainjob import trainjob_json
 from mlspec.spec.models import Project
 from mlspec.targets import TARGETS
 
@@ -40,6 +48,9 @@ class RenderContext:
         deploy_bundle: with ``serving.deploy: auto``, what the pipeline's deploy and rollout
             steps receive (``mlspec.compile.kserve.deploy_bundle`` as compact JSON, keys
             sorted), so the pipelines apply exactly the objects ``serving/`` shows; else None.
+        train_bundle: with a distributed torch model, the TrainJob the train step submits
+            (``mlspec.compile.trainjob``, compact JSON), the object ``training/`` shows; else
+            None.
     """
 
     strategy: str
@@ -47,6 +58,11 @@ class RenderContext:
     webhooks: tuple[tuple[str, str], ...]
     retrain_webhook_url: str
     deploy_bundle: str | None = None
+    train_bundle: str | None = None
+
+    def bundle(self, name: str) -> str | None:
+        """The bundle a step names (``Step.bundle``): "deploy" or "train"."""
+        return {DEPLOY_BUNDLE: self.deploy_bundle, TRAIN_BUNDLE: self.train_bundle}[name]
 
     def webhook(self, engine: str) -> str:
         """The webhook URL of ``engine`` (one with ``alert_webhook`` in the registry)."""
@@ -84,4 +100,6 @@ def build_context(project: Project, previous: Project | None = None) -> RenderCo
         webhooks=webhooks,
         retrain_webhook_url=retrain,
         deploy_bundle=bundle,
+        train_bundle=trainjob_json(project, runtime_image(project), TRAIN_TIMEOUT_S)
+        if distributed_training(project) else None,
     )

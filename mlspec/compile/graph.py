@@ -69,8 +69,9 @@ class Step:
     run_if: tuple[str, str] | None = None
     # Credentials, only ever as Secret references (registry.credentials_secret and so on).
     secrets: tuple[SecretEnv, ...] = ()
-    # Reads the deploy bundle (``--bundle PATH``: the serving objects and the rollout plan).
-    bundle: bool = False
+    # The bundle of cluster objects the step applies (``--bundle PATH``), by name: "deploy" (the
+    # serving objects and the rollout plan) or "train" (the distributed train step's TrainJob).
+    bundle: str | None = None
     # Runs as this ServiceAccount where the engine allows one per step (the deployer's RBAC).
     service_account: str | None = None
 
@@ -109,6 +110,8 @@ DEFAULT_IMAGE_REPO = "ghcr.io/mlspec/mlspec-runtime"
 # The steps that talk to the registry (evaluate and the gate look the champion up) and the one
 # that reads the data source; they alone get the matching credentials.
 REGISTRY_STEPS = ("evaluate", "gate", "register", "deploy", "rollout")
+DEPLOY_BUNDLE, TRAIN_BUNDLE = "deploy", "train"
+TRAIN_TIMEOUT_S = 3600
 SOURCE_STEPS = ("ingest",)
 
 # The step table: (name, description, inputs, outputs, retries, cacheable). Inputs are
@@ -235,7 +238,12 @@ def build_graph(project: Project) -> PipelineGraph:
     # result would replay an old champion (or "none") to the gate.
     evaluate_reads_registry = project.validation.baseline is not None
     steps = []
+    # A distributed torch model trains in a Kubeflow Trainer TrainJob that the train step
+    # submits and waits for: the step itself is light, runs as the trainer account, and hands
+    # the data over through the registry (so it gets the registry's credentials).
+    submits = distributed_training(project)
     for name, description, inputs, outputs, retries, cacheable in _STEP_TABLE:
+        trains_here = name == "train" and not submits
         steps.append(
             Step(
                 name=name,
@@ -243,11 +251,15 @@ def build_graph(project: Project) -> PipelineGraph:
                 inputs=tuple(Input(*i) for i in inputs),
                 outputs=outputs,
                 # Only training needs the spec's resources (and its GPU); the rest is light work.
-                resources=heavy if name == "train" else light,
+                resources=heavy if trains_here else light,
                 retries=retries,
+                timeout_seconds=TRAIN_TIMEOUT_S,
                 cacheable=cacheable and not (name == "evaluate" and evaluate_reads_registry),
                 run_if=("gate", "passed") if name == "register" else None,
                 secrets=step_secrets(project, name),
+                bundle=TRAIN_BUNDLE if name == "train" and submits else None,
+                service_account=k8s.trainer_account(project.metadata.name)
+                if name == "train" and submits else None,
             )
         )
     if project.serving.deploy == "auto":
@@ -257,7 +269,7 @@ def build_graph(project: Project) -> PipelineGraph:
                               inputs=tuple(Input(*i) for i in inputs), outputs=outputs,
                               resources=light, retries=retries, timeout_seconds=timeout,
                               cacheable=False, run_if=("gate", "passed"),
-                              secrets=step_secrets(project, name), bundle=True,
+                              secrets=step_secrets(project, name), bundle=DEPLOY_BUNDLE,
                               service_account=account))
     return PipelineGraph(
         name=project.metadata.name,
@@ -270,12 +282,18 @@ def build_graph(project: Project) -> PipelineGraph:
     )
 
 
+def distributed_training(project: Project) -> bool:
+    """Whether the train step submits a Kubeflow Trainer TrainJob (distributed torch)."""
+    return project.model.distributed is not None and project.model.framework == "torch"
+
+
 def step_secrets(project: Project, step: str) -> tuple[SecretEnv, ...]:
     """The credentials Secrets step ``step`` gets: the data source's, the registry's."""
     wanted = []
     if step in SOURCE_STEPS and project.data.source.credentials_secret:
         wanted.append(SecretEnv(project.data.source.credentials_secret, k8s.DATA_SECRET_KEYS))
-    if step in REGISTRY_STEPS and project.registry.credentials_secret:
+    registry_step = step in REGISTRY_STEPS or (step == "train" and distributed_training(project))
+    if registry_step and project.registry.credentials_secret:
         wanted.append(SecretEnv(project.registry.credentials_secret, k8s.REGISTRY_SECRET_KEYS))
     return tuple(wanted)
 

@@ -5,6 +5,10 @@ step failed (one line on stderr, no traceback), 2 usage. A rejected model makes 
 except when the caller asks for the verdict as a value (``--out passed=PATH``): pipelines branch
 on that value, so there the gate exits 0 either way (``--fail-on-reject`` forces exit 1).
 
+``train`` with ``--bundle trainjob.json`` (a distributed torch spec, on a cluster) submits the
+compiled Kubeflow Trainer TrainJob and waits for it; the job's processes run ``train --handoff
+RUN_ID`` (``mlspec.runtime.trainjob``).
+
 ``deploy`` pins the registered version into the deploy bundle's serving objects and applies them
 (``--in registration=PATH --bundle deploy.json --out deployment=PATH``). ``rollout`` carries out a
 canary plan, on a cluster after deploy (``--in deployment=PATH --bundle deploy.json --out
@@ -63,7 +67,7 @@ def _split(spec, i, o, a):
 def _train(spec, i, o, a):
     from mlspec.runtime.steps.train import run_train
 
-    r = run_train(spec, i["train"], o["model"])
+    r = run_train(spec, i["train"], o["model"], bundle=a.bundle, handoff=a.handoff)
     return f"train: {r.get('estimator', 'torch MLP')} on {r['train_rows']} rows -> {o['model']}"
 
 
@@ -177,7 +181,10 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--prometheus",
                         help="rollout: Prometheus' URL (default: the bundle's on a cluster, "
                              f"{LOCAL_PROMETHEUS} locally)")
-    parser.add_argument("--bundle", help="deploy, rollout: the compiled deploy bundle (JSON)")
+    parser.add_argument("--bundle", help="deploy, rollout: the compiled deploy bundle (JSON); "
+                        "train: the compiled TrainJob (distributed torch on a cluster)")
+    parser.add_argument("--handoff", help="train, in a TrainJob's processes: the registry run "
+                        "that carries the training data and the model")
     parser.add_argument("--hold", help="rollout: hold every step this long (e.g. 30s)")
     parser.add_argument("--predictor-url",
                         help="rollout (blue-green): where green's predictor answers the smoke "

@@ -2,10 +2,12 @@
 
 ``model.distributed`` makes the torch MLP train with DistributedDataParallel. Locally (``mlspec
 run``, or the train step run by hand) the step re-runs itself under ``torchrun --standalone
---nnodes 1 --nproc-per-node M`` (``processes_per_node``; ``nodes`` is a cluster's number of pods)
-on the CPU with the gloo backend (nccl only where CUDA is present), waits, and fails with the
-failing rank's own message. Inside, every rank trains on its DistributedSampler shard with the
-same seed; rank 0 alone writes the model folder and the reference profile.
+--nnodes 1 --nproc-per-node N×M`` (the cluster's world size: ``nodes`` × ``processes_per_node``,
+so the same shards as the TrainJob's) on the CPU with the gloo backend (nccl only where CUDA is
+present), waits, and fails with the failing rank's own message. On a cluster the TrainJob's
+nodes run it under their own torchrun (mlspec.runtime.trainjob). Inside, every rank trains on
+its DistributedSampler shard with the same seed; rank 0 alone writes the model folder and the
+reference profile.
 """
 
 from __future__ import annotations
@@ -30,6 +32,11 @@ def world() -> tuple[int, int] | None:
     if size < 2 or "LOCAL_RANK" not in os.environ:
         return None
     return int(os.environ.get("RANK", "0")), size
+
+
+def under_torchrun() -> bool:
+    """Whether torchrun started this process (it sets LOCAL_RANK, even in a world of one)."""
+    return "LOCAL_RANK" in os.environ
 
 
 def is_writer() -> bool:

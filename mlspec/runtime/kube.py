@@ -66,6 +66,7 @@ KINDS: dict[str, Kind] = {
     "InferenceService": Kind("serving.kserve.io", "v1beta1", "inferenceservices"),
     "InferenceGraph": Kind("serving.kserve.io", "v1alpha1", "inferencegraphs"),
     "VirtualService": Kind("networking.istio.io", "v1", "virtualservices"),
+    "TrainJob": Kind("trainer.kubeflow.org", "v1alpha1", "trainjobs"),
 }
 
 

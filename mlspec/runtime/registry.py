@@ -170,3 +170,25 @@ def git_commit(cwd: str | None = None) -> str | None:
     except (OSError, subprocess.SubprocessError):
         return None
     return done.stdout.strip() if done.returncode == 0 and done.stdout.strip() else None
+
+
+def experiment_id(mlflow_client, name: str, uri: str) -> str:
+    """The id of experiment ``name``, created when missing (a sqlite registry keeps its
+    artifacts beside the database)."""
+    from mlflow.exceptions import MlflowException
+
+    found = with_retries(lambda: mlflow_client.get_experiment_by_name(name))
+    if found is not None:
+        return found.experiment_id
+    location = None
+    db = sqlite_path(uri)
+    if db is not None:
+        # Keep an embedded registry's artifacts beside its database, whatever the cwd later is.
+        location = (db.resolve().parent / "mlartifacts").as_uri()
+    try:
+        return with_retries(lambda: mlflow_client.create_experiment(name,
+                                                                    artifact_location=location))
+    except MlflowException as exc:
+        if getattr(exc, "error_code", "") != "RESOURCE_ALREADY_EXISTS":
+            raise
+        return with_retries(lambda: mlflow_client.get_experiment_by_name(name)).experiment_id

@@ -19,7 +19,7 @@ def test_default_targets_are_the_spec_engines_plus_serving_and_monitoring() -> N
     project = load_spec(str(IRIS)).project
     assert build.select_targets(project, []) == list(TARGET_NAMES)
     project.targets = ["tekton"]
-    assert build.select_targets(project, []) == ["tekton", "serving", "monitoring"]
+    assert build.select_targets(project, []) == ["tekton", "serving", "training", "monitoring"]
     assert build.select_targets(project, ["kfp"]) == ["kfp"]
 
 

@@ -85,3 +85,18 @@ def test_resolved_spec_is_what_the_runtime_receives() -> None:
     assert "profiles" not in resolved
     assert resolved["metadata"]["name"] == project.metadata.name
     assert resolved["model"]["task"] == project.model.task
+
+
+def test_a_distributed_train_step_submits_its_trainjob_as_the_trainer_account() -> None:
+    wine = next(s for s in EXAMPLES if s.parent.name == "wine-torch")
+    project = load_spec(str(wine)).project
+    project.registry.credentials_secret = "mlflow-credentials"
+    train = build_graph(project).step("train")
+    assert train.bundle == "train" and train.service_account == "wine-torch-trainer"
+    # It only submits and waits (the TrainJob's nodes get the spec's resources); the data and
+    # the model travel through the registry, so it gets the registry's credentials.
+    assert train.resources.gpu == 0 and train.resources.cpu == "500m"
+    assert [s.name for s in train.secrets] == ["mlflow-credentials"]
+    project.model.distributed = None
+    alone = build_graph(project).step("train")
+    assert alone.bundle is None and alone.service_account is None and alone.secrets == ()

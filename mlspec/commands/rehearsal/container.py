@@ -43,6 +43,7 @@ from pathlib import Path
 from typing import Any
 
 from mlspec.commands.rehearsal.sources import SourceError, Sources
+from mlspec.contract import LOCAL_TRAINING_ENV
 
 GRACE_SECONDS = 3.0  # SIGTERM, then SIGKILL (a pod's grace period is 30s; a laptop's is short)
 _TEXT_BUSY_RETRIES = 20  # see start(): a just-written script can be briefly busy
@@ -201,9 +202,11 @@ def _value_from(value_from: Mapping[str, Any], sources: Sources, fields: Mapping
 
 
 def base_environment(python_bin: Path, home: Path, tmp: Path) -> dict[str, str]:
-    """What every process starts from instead of the parent's environment."""
+    """What every process starts from instead of the parent's environment. One variable says
+    that this is a laptop: the train step of a distributed spec trains under a local torchrun
+    instead of submitting its TrainJob (there is no cluster to run it)."""
     return {"PATH": f"{python_bin}{os.pathsep}{SYSTEM_PATH}", "HOME": str(home),
-            "TMPDIR": str(tmp), "LANG": "C.UTF-8"}
+            "TMPDIR": str(tmp), "LANG": "C.UTF-8", LOCAL_TRAINING_ENV: "1"}
 
 
 def environment(declared: Mapping[str, str], python_bin: Path, home: Path,

@@ -11,6 +11,7 @@ the spec enters the IR only as the default of the ``spec`` parameter.
 
 # No `from __future__ import annotations`: kfp reads the pipeline function's annotations as types.
 import importlib
+import inspect
 import itertools
 import json
 import keyword
@@ -26,8 +27,10 @@ from mlspec import k8s
 from mlspec.compile.context import RenderContext
 from mlspec.compile.graph import (
     DATASET,
+    DEPLOY_BUNDLE,
     JSON_FILE,
     MODEL,
+    TRAIN_BUNDLE,
     VALUE,
     PipelineGraph,
     Step,
@@ -46,8 +49,9 @@ ARTIFACT_TYPES = {DATASET: "Dataset", MODEL: "Model", JSON_FILE: "Artifact"}
 GPU_RESOURCE = "nvidia.com/gpu"
 # Pipeline parameters: the resolved spec (JSON) and the data source (overrides data.source.uri).
 SPEC_PARAM, DATA_URI_PARAM = "spec", "data_uri"
-# With serving.deploy: auto, the deploy bundle (JSON) is a third parameter, for the deploy steps.
-BUNDLE_PARAM = "deploy_bundle"
+# Step bundles (JSON) are further parameters: with serving.deploy: auto the deploy steps', with
+# model.distributed the train step's TrainJob.
+BUNDLE_PARAMS = {DEPLOY_BUNDLE: "deploy_bundle", TRAIN_BUNDLE: "train_bundle"}
 
 
 def _mlspec_step(step: str, spec: str, inputs: dict, outputs: dict, values: list,
@@ -75,8 +79,8 @@ def _mlspec_step(step: str, spec: str, inputs: dict, outputs: dict, values: list
         argv += ["--in", f"{name}={inputs[name]}"]
     for name in sorted(paths):
         argv += ["--out", f"{name}={paths[name]}"]
-    if bundle:  # the deploy bundle, as a file (the runtime reads --bundle PATH)
-        bundle_path = os.path.join(scratch, "deploy.json")
+    if bundle:  # the step's bundle, as a file (the runtime reads --bundle PATH)
+        bundle_path = os.path.join(scratch, "bundle.json")
         with open(bundle_path, "w", encoding="utf-8") as fh:
             fh.write(bundle)
         argv += ["--bundle", bundle_path]
@@ -100,7 +104,8 @@ def render(project: Project, graph: PipelineGraph, ctx: RenderContext) -> list[O
     if problems:
         raise SpecError(problems)
     spec_json = spec_parameter(resolved_spec(project))
-    pipeline_func = _pipeline_function(graph, spec_json, ctx.deploy_bundle)
+    bundles = {name: text for name in BUNDLE_PARAMS if (text := ctx.bundle(name))}
+    pipeline_func = _pipeline_function(graph, spec_json, bundles)
     return [OutputFile(OUTPUT_PATH, _compile(pipeline_func))]
 
 
@@ -139,20 +144,21 @@ def _compile(pipeline_func: Callable[..., Any]) -> str:
 
 
 def _pipeline_function(graph: PipelineGraph, spec_json: str,
-                       bundle_json: str | None) -> Callable[..., Any]:
-    """The ``@dsl.pipeline`` function: one task per graph step, the gate as ``dsl.If``."""
+                       bundles: dict[str, str]) -> Callable[..., Any]:
+    """The ``@dsl.pipeline`` function: one task per graph step, the gate as ``dsl.If``;
+    parameters ``spec``, ``data_uri`` and one per bundle (defaults: the compiled values)."""
     import_kfp()
     from kfp import dsl
 
     components = {step.name: _component(graph, step) for step in graph.steps}
 
-    def build(spec: Any, data_uri: Any, bundle: Any = None) -> None:
+    def build(spec: Any, data_uri: Any, **bundle_args: Any) -> None:
         tasks: dict[str, Any] = {}
 
         def add(step: Step) -> None:
             arguments = _arguments(graph, step, tasks, spec, data_uri)
             if step.bundle:
-                arguments[BUNDLE_PARAM] = bundle
+                arguments[BUNDLE_PARAMS[step.bundle]] = bundle_args[BUNDLE_PARAMS[step.bundle]]
             tasks[step.name] = _configure(components[step.name](**arguments), step)
 
         # Steps under the same condition share one dsl.If: kfp refuses a task that depends on
@@ -168,14 +174,18 @@ def _pipeline_function(graph: PipelineGraph, spec_json: str,
                 for step in group:
                     add(step)
 
-    if bundle_json is None:
-        def pipeline(spec: str = spec_json, data_uri: str = graph.data_uri) -> None:
-            build(spec, data_uri)
-    else:
-        def pipeline(spec: str = spec_json, data_uri: str = graph.data_uri,  # type: ignore[misc]
-                     deploy_bundle: str = bundle_json) -> None:
-            build(spec, data_uri, deploy_bundle)
+    # kfp reads the parameters from the signature (spec, data_uri, then the bundles compiled)
+    # and calls the function with them in that order.
+    defaults = {SPEC_PARAM: spec_json, DATA_URI_PARAM: graph.data_uri,
+                **{BUNDLE_PARAMS[name]: text for name, text in bundles.items()}}
+    params = [inspect.Parameter(name, inspect.Parameter.POSITIONAL_OR_KEYWORD, default=value,
+                                annotation=str) for name, value in defaults.items()]
 
+    def pipeline(*args: Any, **kwargs: Any) -> None:
+        build(**{**dict(zip(defaults, args, strict=False)), **kwargs})
+
+    pipeline.__signature__ = inspect.Signature(params)  # type: ignore[attr-defined]
+    pipeline.__annotations__ = {p.name: str for p in params}
     return dsl.pipeline(name=graph.name, description=graph.description)(pipeline)
 
 
@@ -323,7 +333,7 @@ def _step_source(graph: PipelineGraph, step: Step) -> str:
     if _reads_source(step):
         params.append(f"{DATA_URI_PARAM}: str")
     if step.bundle:
-        params.append(f"{BUNDLE_PARAM}: str")
+        params.append(f"{BUNDLE_PARAMS[step.bundle]}: str")
     inputs, outputs = [], []
     for item in step.inputs:
         kind = producers[item.step].output(item.output).kind
@@ -339,7 +349,7 @@ def _step_source(graph: PipelineGraph, step: Step) -> str:
     if len(values) > 1:
         raise ValueError(f"step {step.name}: KFP components return at most one value output")
     data_uri = f", {DATA_URI_PARAM}" if _reads_source(step) else ""
-    bundle = f", bundle={BUNDLE_PARAM}" if step.bundle else ""
+    bundle = f", bundle={BUNDLE_PARAMS[step.bundle]}" if step.bundle else ""
     call = (f"_mlspec_step({step.name!r}, {SPEC_PARAM}, {{{', '.join(inputs)}}}, "
             f"{{{', '.join(outputs)}}}, {values!r}{data_uri}{bundle})")
     body = f"return {call}[{values[0]!r}]" if values else call
@@ -354,7 +364,8 @@ def _step_source(graph: PipelineGraph, step: Step) -> str:
 def _identifier(name: str) -> str:
     """A graph name as a Python identifier (``validate-data`` -> ``validate_data``)."""
     ident = name.replace("-", "_")
-    reserved = keyword.iskeyword(ident) or ident in (SPEC_PARAM, DATA_URI_PARAM, BUNDLE_PARAM)
+    reserved = keyword.iskeyword(ident) or ident in (SPEC_PARAM, DATA_URI_PARAM,
+                                                     *BUNDLE_PARAMS.values())
     if not ident.isidentifier() or reserved:
         raise ValueError(f"graph name {name!r} cannot name a KFP component input")
     return ident

@@ -39,9 +39,16 @@ from typing import Any
 
 from mlspec import k8s
 from mlspec.compile.context import RenderContext
-from mlspec.compile.graph import VALUE, PipelineGraph, Step, resolved_spec
+from mlspec.compile.graph import (
+    DEPLOY_BUNDLE,
+    TRAIN_BUNDLE,
+    VALUE,
+    PipelineGraph,
+    Step,
+    resolved_spec,
+)
 from mlspec.compile.targets import OutputFile
-from mlspec.contract import DEPLOY_BUNDLE_FILE
+from mlspec.contract import DEPLOY_BUNDLE_FILE, TRAIN_BUNDLE_FILE
 from mlspec.errors import Diagnostic, Severity, SpecError
 from mlspec.spec.models import Project
 from mlspec.spec.yamlpos import dotted
@@ -49,6 +56,8 @@ from mlspec.spec.yamlpos import dotted
 OUT_DIR = "tekton"
 ARTIFACTS, SPEC = "artifacts", "spec"  # the two workspaces every Task declares
 SPEC_FILE = "spec.json"
+# Each step bundle's file in the spec ConfigMap (deploy first: the order files are written).
+BUNDLE_FILES = {DEPLOY_BUNDLE: DEPLOY_BUNDLE_FILE, TRAIN_BUNDLE: TRAIN_BUNDLE_FILE}
 ENGINE = "tekton"  # its record in mlspec.targets (whose alert_webhook is the EventListener URL)
 EL_PORT = 8080  # Tekton Triggers' EventListener port (also in the registry's alert_webhook)
 GPU_RESOURCE = "nvidia.com/gpu"
@@ -265,7 +274,8 @@ def step_args(graph: PipelineGraph, step: Step) -> list[str]:
         target = f"$(results.{out.name}.path)" if out.kind == VALUE else _ws_path(out.file)
         args += ["--out", TektonExpr(f"{out.name}={target}")]
     if step.bundle:
-        args += ["--bundle", TektonExpr(f"$(workspaces.{SPEC}.path)/{DEPLOY_BUNDLE_FILE}")]
+        file = BUNDLE_FILES[step.bundle]
+        args += ["--bundle", TektonExpr(f"$(workspaces.{SPEC}.path)/{file}")]
     return args
 
 
@@ -387,9 +397,10 @@ def _context(project: Project, graph: PipelineGraph, ctx: RenderContext) -> dict
     """Everything the templates read: plain data, every spec value still to be quoted."""
     names = Names(graph.name, graph.namespace)
     spec_text = spec_json(project)
-    # The deploy bundle travels in the same ConfigMap ("$" escaped as in the spec).
-    bundle_text = dollars_escaped(ctx.deploy_bundle) if ctx.deploy_bundle else None
-    spec_hash = hashlib.sha256((spec_text + (bundle_text or "")).encode()).hexdigest()
+    # The steps' bundles travel in the same ConfigMap ("$" escaped as in the spec).
+    bundles = [(file, dollars_escaped(text)) for name, file in BUNDLE_FILES.items()
+               if (text := ctx.bundle(name))]
+    spec_hash = hashlib.sha256((spec_text + "".join(t for _, t in bundles)).encode()).hexdigest()
     tasks = [_task(graph, step, names) for step in graph.steps]
     return {
         "names": names,
@@ -402,8 +413,7 @@ def _context(project: Project, graph: PipelineGraph, ctx: RenderContext) -> dict
         "workdir": TektonExpr(f"$(workspaces.{ARTIFACTS}.path)"),
         "spec_file": SPEC_FILE,
         "spec_text": spec_text,
-        "bundle_file": DEPLOY_BUNDLE_FILE,
-        "bundle_text": bundle_text,
+        "bundles": bundles,
         "spec_configmap": f"{graph.name}-spec-{spec_hash[:10]}",
         "spec_sha256": spec_hash,
         "pipeline_description": f"mlspec training pipeline of {graph.name}: "

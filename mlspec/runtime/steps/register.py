@@ -14,7 +14,7 @@ from typing import Any
 from mlspec.runtime.errors import StepError, first_line
 from mlspec.runtime.io import file_sha256, read_json_object, write_json
 from mlspec.runtime.model_io import read_meta
-from mlspec.runtime.registry import client, git_commit, sqlite_path, with_retries, writer_lock
+from mlspec.runtime.registry import client, experiment_id, git_commit, with_retries, writer_lock
 from mlspec.runtime.spec import load_project, spec_sha256
 
 
@@ -66,8 +66,8 @@ def _register(project, model_dir: str, params, metrics, tags, alias) -> dict[str
     name = project.model_name
     try:
         mlflow_client = client(uri)
-        experiment_id = _experiment(mlflow_client, name, uri)
-        run = with_retries(lambda: mlflow_client.create_run(experiment_id, tags=tags,
+        experiment = experiment_id(mlflow_client, name, uri)
+        run = with_retries(lambda: mlflow_client.create_run(experiment, tags=tags,
                                                             run_name=f"{name}-train"))
         run_id = run.info.run_id
         import time
@@ -97,23 +97,3 @@ def _register(project, model_dir: str, params, metrics, tags, alias) -> dict[str
             from None
     return {"name": name, "version": str(version.version), "alias": alias, "run_id": run_id,
             "model_uri": f"models:/{name}/{version.version}", "tracking_uri": uri}
-
-
-def _experiment(mlflow_client, name: str, uri: str) -> str:
-    from mlflow.exceptions import MlflowException
-
-    found = with_retries(lambda: mlflow_client.get_experiment_by_name(name))
-    if found is not None:
-        return found.experiment_id
-    location = None
-    db = sqlite_path(uri)
-    if db is not None:
-        # Keep an embedded registry's artifacts beside its database, whatever the cwd later is.
-        location = (db.resolve().parent / "mlartifacts").as_uri()
-    try:
-        return with_retries(lambda: mlflow_client.create_experiment(name,
-                                                                    artifact_location=location))
-    except MlflowException as exc:
-        if getattr(exc, "error_code", "") != "RESOURCE_ALREADY_EXISTS":
-            raise
-        return with_retries(lambda: mlflow_client.get_experiment_by_name(name)).experiment_id

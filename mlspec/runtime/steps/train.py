@@ -31,20 +31,37 @@ if TYPE_CHECKING:
 
 
 
-def run_train(spec, in_train: str, out_model: str) -> dict:
+def run_train(spec, in_train: str, out_model: str, bundle: str | None = None,
+              handoff: str | None = None) -> dict:
     """Fit the spec's model on ``in_train`` and save it to the folder ``out_model``.
+
+    A distributed torch model trains in several processes: with ``bundle`` (the compiled
+    TrainJob) on a cluster, in the TrainJob this step submits (mlspec.runtime.trainjob), whose
+    nodes run this step with ``handoff`` (the run that carries data and model); else under a
+    local torchrun (mlspec.runtime.distributed).
 
     Returns:
         The model metadata written to ``mlspec_model.json``.
     """
-    from mlspec.runtime import distributed
+    from mlspec.runtime import distributed, trainjob
 
     project = load_project(spec)
     dist = project.model.distributed
-    if dist is not None and project.model.framework == "torch" and distributed.world() is None:
-        # Not yet under torchrun: start the processes, each of which runs this step.
-        return distributed.launch(project.model_dump(mode="json"), in_train, out_model,
-                                  dist.processes_per_node)
+    if dist is not None and project.model.framework == "torch":
+        if handoff is not None:  # a process of the TrainJob, under the node's torchrun
+            trainjob.fetch_input(project, handoff, in_train)
+            meta = train_frame(project, read_dataset(in_train), out_model)
+            if distributed.is_writer():
+                trainjob.hand_back(project, handoff, out_model)
+            return meta
+        if trainjob.submitting(bundle):
+            assert bundle is not None
+            return trainjob.train_on_cluster(project, in_train, out_model, bundle)
+        if not distributed.under_torchrun():
+            # Not yet under torchrun: start the cluster's world size of processes here (the
+            # same shards, so the same model), each of which runs this step.
+            return distributed.launch(project.model_dump(mode="json"), in_train, out_model,
+                                      dist.nodes * dist.processes_per_node)
     frame = read_dataset(in_train)
     return train_frame(project, frame, out_model)
 

@@ -62,7 +62,8 @@ def test_an_optional_env_from_that_is_missing_adds_nothing() -> None:
 def test_the_base_environment_is_minimal_and_python_is_the_venvs(tmp_path: Path) -> None:
     bin_dir = Path(sys.executable).parent
     env = ctr.environment({"PATH": "/opt/bin", "X": "1"}, bin_dir, tmp_path / "h", tmp_path / "t")
-    assert set(env) == {"PATH", "HOME", "TMPDIR", "LANG", "X"}
+    # MLSPEC_LOCAL_TRAINING: a distributed train step trains here instead of submitting.
+    assert set(env) == {"PATH", "HOME", "TMPDIR", "LANG", "MLSPEC_LOCAL_TRAINING", "X"}
     assert env["PATH"] == f"{bin_dir}{os.pathsep}/opt/bin"
     assert ctr.argv(["python"], ["-V"], {}, env["PATH"], "c") == ("python", "-V")
     with pytest.raises(ctr.ContainerError, match="'no-such-program' is not on PATH"):
