@@ -17,6 +17,13 @@ from pathlib import Path
 from typing import Any
 
 
+def healthy(url: str) -> bool:
+    """Whether ``url`` answers 200 (a health endpoint); connection errors propagate to
+    :func:`wait_for`, which retries."""
+    with urllib.request.urlopen(url, timeout=2) as response:
+        return response.status == 200
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))

@@ -24,7 +24,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.e2e.live import Timeline, free_port, get_json, post_json, processes, wait_for
+from tests.e2e.live import Timeline, free_port, get_json, healthy, post_json, processes, wait_for
 
 REPO = Path(__file__).resolve().parents[2]
 IRIS = REPO / "examples" / "iris" / "mlproject.yaml"
@@ -75,7 +75,7 @@ def test_rehearsed_pipeline_registers_on_a_tracking_server_and_the_manifest_serv
                                "--backend-store-uri", f"sqlite:///{server_dir / 'backend.db'}",
                                "--artifacts-destination", str(artifacts)], cwd=server_dir)
         tracking_uri = f"http://127.0.0.1:{port}"
-        wait_for("the tracking server", lambda: _healthy(f"{tracking_uri}/health"), timeline,
+        wait_for("the tracking server", lambda: healthy(f"{tracking_uri}/health"), timeline,
                  procs)
         timeline("mlflow server up")
 
@@ -111,7 +111,7 @@ def test_rehearsed_pipeline_registers_on_a_tracking_server_and_the_manifest_serv
                               str(serve_port), "--secret-env", f"{SECRET}=creds.env",
                               "--model-version", str(version.version)], cwd=work)
         base = f"http://127.0.0.1:{serve_port}/v2"
-        wait_for("the InferenceService container", lambda: _healthy(f"{base}/health/ready"),
+        wait_for("the InferenceService container", lambda: healthy(f"{base}/health/ready"),
                  timeline, procs)
         timeline("model server ready")
         metadata = get_json(f"{base}/models/{MODEL}")
@@ -125,13 +125,6 @@ def test_rehearsed_pipeline_registers_on_a_tracking_server_and_the_manifest_serv
         timeline("inference answered")
     with capsys.disabled():
         print(f"\ntimeline:\n{timeline.text()}")
-
-
-def _healthy(url: str) -> bool:
-    import urllib.request
-
-    with urllib.request.urlopen(url, timeout=2) as response:
-        return response.status == 200
 
 
 def test_a_sqlite_registry_is_refused_for_a_cluster(tmp_path: Path) -> None:

@@ -1,4 +1,5 @@
-"""Fixtures for the runtime: specs built from the iris example, a step runner, trained models."""
+"""Fixtures for the runtime: specs built from the iris example, a step runner, trained models,
+and the stand-in Kubernetes API (tests/kube_api.py) with a kubeconfig pointing at it."""
 
 from __future__ import annotations
 
@@ -7,10 +8,13 @@ import json
 import os
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+
+from tests.kube_api import FakeKubeApi, kubeconfig
 
 REPO = Path(__file__).resolve().parents[2]
 IRIS_SPEC = REPO / "examples" / "iris" / "mlproject.yaml"
@@ -81,3 +85,15 @@ def iris_run(tmp_path_factory) -> dict[str, Any]:
     run_train(spec, paths["train"], paths["model"])
     run_evaluate(spec, paths["model"], paths["test"], paths["metrics"])
     return {"spec": spec, "dir": tmp, **paths}
+
+
+@pytest.fixture
+def kube(tmp_path: Path) -> Iterator[tuple[FakeKubeApi, Path]]:
+    """A local server speaking the Kubernetes API for the kinds mlspec sends, and a kubeconfig
+    pointing at it (the deploy, rollout and TrainJob tests)."""
+    api = FakeKubeApi()
+    url = api.start()
+    try:
+        yield api, kubeconfig(url, tmp_path / "kubeconfig")
+    finally:
+        api.stop()

@@ -23,8 +23,8 @@ import yaml
 
 from mlspec import contract
 from tests.conftest import REPO
-from tests.e2e.live import Timeline, free_port, processes, wait_for
-from tests.kube_api import FakeKubeApi, kubeconfig
+from tests.e2e.live import Timeline, free_port, healthy, processes, wait_for
+from tests.kube_api import kubeconfig
 from tests.runtime.rollout.test_deploy import assert_valid
 from tests.trainer_controller import TrainerController
 
@@ -47,7 +47,7 @@ def tracking(tmp_path_factory) -> Iterator[str]:
                                f"sqlite:///{root / 'backend.db'}", "--artifacts-destination",
                                str(root / "artifacts")], cwd=root)
         url = f"http://127.0.0.1:{port}"
-        wait_for("the tracking server", lambda: _healthy(f"{url}/health"), Timeline(120), procs)
+        wait_for("the tracking server", lambda: healthy(f"{url}/health"), Timeline(120), procs)
         yield url
 
 
@@ -76,16 +76,6 @@ def compiled(tracking: str, tmp_path_factory) -> dict[str, Any]:
     run_split(spec, str(work / "dataset.parquet"), str(work / "train.parquet"),
               str(work / "test.parquet"), None)
     return {"work": work, "spec_ws": spec_ws, "spec": spec, "files": files}
-
-
-@pytest.fixture
-def kube(tmp_path: Path) -> Iterator[tuple[FakeKubeApi, Path]]:
-    api = FakeKubeApi()
-    url = api.start()
-    try:
-        yield api, kubeconfig(url, tmp_path / "kubeconfig")
-    finally:
-        api.stop()
 
 
 def _train_step(compiled: dict[str, Any], config: Path, train: Path, model: Path,
@@ -175,10 +165,3 @@ def test_a_refused_submission_is_one_clear_error(compiled, tmp_path) -> None:
     assert done.returncode == 1
     assert done.stderr.startswith("error: TrainJob wine-torch-train-"), done.stderr
     assert "Traceback" not in done.stderr
-
-
-def _healthy(url: str) -> bool:
-    import urllib.request
-
-    with urllib.request.urlopen(url, timeout=2) as response:
-        return response.status == 200
