@@ -21,6 +21,17 @@ FEEDBACK_LOSS_SQUARED = "mlspec_feedback_loss_squared_total"  # counter {model, 
 SHADOW_COMPARISONS = "mlspec_shadow_comparisons_total"  # counter {model, version, outcome}
 AGREE, DISAGREE = "agree", "disagree"
 
+# Batch scoring's figures, pushed by the batch report step to a Pushgateway (grouping key
+# job=JOB, mlspec_project=NAME) and written as _metrics.prom beside the predictions: the last
+# batch's values, as gauges.
+BATCH_ROWS = "mlspec_batch_rows"  # gauge {model, version, outcome=scored|violation}
+BATCH_VIOLATIONS = "mlspec_batch_violations"  # gauge {model, version, feature, kind}
+BATCH_FEATURE_DRIFT = "mlspec_batch_feature_drift"  # gauge {model, version, feature, method}
+BATCH_DURATION = "mlspec_batch_duration_seconds"  # gauge {model, version}
+BATCH_LAST_SUCCESS = "mlspec_batch_last_success_timestamp_seconds"  # gauge {model, version}
+BATCH_JOB = "mlspec_batch"
+SCORED, VIOLATION = "scored", "violation"
+
 METRIC_LABELS: dict[str, tuple[str, ...]] = {
     REQUESTS_TOTAL: ("model", "version", "code"),
     REQUEST_DURATION: ("model", "version"),
@@ -32,6 +43,14 @@ METRIC_LABELS: dict[str, tuple[str, ...]] = {
     FEEDBACK_LOSS: ("model", "version"),
     FEEDBACK_LOSS_SQUARED: ("model", "version"),
     SHADOW_COMPARISONS: ("model", "version", "outcome"),
+}
+# The batch report step's metrics (not the server's).
+BATCH_METRIC_LABELS: dict[str, tuple[str, ...]] = {
+    BATCH_ROWS: ("model", "version", "outcome"),
+    BATCH_VIOLATIONS: ("model", "version", "feature", "kind"),
+    BATCH_FEATURE_DRIFT: ("model", "version", "feature", "method"),
+    BATCH_DURATION: ("model", "version"),
+    BATCH_LAST_SUCCESS: ("model", "version"),
 }
 
 # Model-quality metrics the server computes from ground truth (POST /feedback): the only values

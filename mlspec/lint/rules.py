@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from mlspec.lint import (
+    batch,
     data,
     model,
     monitoring,
@@ -83,6 +84,12 @@ RULES: tuple[Rule, ...] = (
     triggers.on_alert_without_retrain_on,
     triggers.bad_git_url,
     triggers.cron_day_or,
+    # batch scoring
+    batch.bad_batch_cron,
+    batch.batch_schedule_without_tekton,
+    batch.batch_unsupported_location,
+    batch.batch_key_collides,
+    batch.batch_output_inside_input,
     # values the compiled output carries as they are
     targets.invalid_label,
     targets.invalid_image,

@@ -15,6 +15,11 @@ canary plan, on a cluster after deploy (``--in deployment=PATH --bundle deploy.j
 report=PATH``) or against ``mlspec serve --candidate`` (``--in plan=plan.yaml --out report=PATH
 --version N --admin URL --prometheus URL [--hold D]``): exit 0 promoted, 1 rolled back.
 
+Batch scoring: ``partitions --out plan=PATH [--out partitions=PATH]`` pins the model version and
+lists the input's partitions (the value output is a JSON list of their indices), ``score --in
+plan=PATH --partition I`` scores one, ``report --in plan=PATH --out report=PATH`` adds them up
+and marks the batch complete (``mlspec.runtime.batch``).
+
 ``python -m mlspec.runtime serve ...`` starts the model server
 (``mlspec.runtime.serving.server``); it is the serving container's entry point.
 """
@@ -139,6 +144,34 @@ def _rollout(spec, i, o, a):
     return text
 
 
+def _partitions(spec, i, o, a):
+    from mlspec.runtime.batch.plan import run_plan
+
+    r = run_plan(spec, o["plan"], o.get("partitions"))
+    return (f"partitions: {len(r['partitions'])} partition(s) of {r['input']}, model "
+            f"{r['model']['uri']}, batch {r['batch_id']}")
+
+
+def _score(spec, i, o, a):
+    from mlspec.runtime.batch.score import run_score
+
+    if a.partition is None:
+        raise StepError("score needs --partition INDEX (an index of the plan's partitions)")
+    r = run_score(spec, i["plan"], a.partition, o.get("summary"))
+    return (f"score: partition {r['index']}: {r['scored']} of {r['rows']} rows scored "
+            f"({r['violation_rows']} broke the data contract) -> {r['output']}")
+
+
+def _report(spec, i, o, a):
+    from mlspec.runtime.batch.report import run_report
+
+    r = run_report(spec, i["plan"], o["report"])
+    drift = r["drift"] or {"drift": False, "features": []}
+    drifted = [f["name"] for f in drift["features"] if f["drifted"]]
+    return (f"report: batch {r['batch_id']} complete: {r['scored']} of {r['rows']} rows "
+            f"scored; {'drift in ' + ', '.join(drifted) if drifted else 'no drift'}")
+
+
 STEPS: dict[str, StepDef] = {
     "ingest": StepDef(_ingest, (), ("dataset",)),
     "validate-data": StepDef(_validate, ("dataset",), ("report",)),
@@ -152,6 +185,11 @@ STEPS: dict[str, StepDef] = {
                      needs_spec=False),
     "deploy": StepDef(_deploy, ("registration",), ("deployment",)),
     "rollout": StepDef(_rollout, (), ("report",), optional_inputs=("plan", "deployment")),
+    # Batch scoring (mlspec.runtime.batch): partitions -> score (one task per partition) ->
+    # report.
+    "partitions": StepDef(_partitions, (), ("plan",), optional_outputs=("partitions",)),
+    "score": StepDef(_score, ("plan",), (), optional_outputs=("summary",)),
+    "report": StepDef(_report, ("plan",), ("report",)),
 }
 
 
@@ -185,6 +223,7 @@ def _parser() -> argparse.ArgumentParser:
                         "train: the compiled TrainJob (distributed torch on a cluster)")
     parser.add_argument("--handoff", help="train, in a TrainJob's processes: the registry run "
                         "that carries the training data and the model")
+    parser.add_argument("--partition", help="score: the index of the plan's partition to score")
     parser.add_argument("--hold", help="rollout: hold every step this long (e.g. 30s)")
     parser.add_argument("--predictor-url",
                         help="rollout (blue-green): where green's predictor answers the smoke "

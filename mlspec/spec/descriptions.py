@@ -17,6 +17,8 @@ FIELD_DESCRIPTIONS: dict[str, str] = {
     "Project.serving": "How the registered model is served (KServe) and rolled out.",
     "Project.monitoring": "Drift, online performance and service alerts (Prometheus).",
     "Project.triggers": "What starts the training pipeline.",
+    "Project.batch": "Batch scoring: a pipeline that scores a file or folder with a registered "
+                     "model (fan-out per partition).",
     "Project.targets": "Pipeline engines `mlspec compile` writes for.",
     "Project.namespace": "Kubernetes namespace of every generated object.",
     "Metadata.version": "Version of the project (free text, e.g. semver).",

@@ -372,6 +372,44 @@ class Triggers(SpecModel):
     on_alert: bool = False
 
 
+# --- batch scoring ----------------------------------------------------------------------------
+BatchUri = Annotated[str, StringConstraints(min_length=1, max_length=2048,
+                                            pattern=r"^[^\x00-\x1f\x7f]+$")]
+
+
+class Batch(SpecModel):
+    input: BatchUri = Field(
+        description="What to score: a csv or parquet file, a folder of parquet partitions, or "
+                    "an s3:// or gs:// prefix of them (each file is one partition).")
+    output: BatchUri = Field(
+        description="Where predictions go: a folder or an s3:// or gs:// prefix. Each batch "
+                    "writes BATCH_ID/part-NNNNN.parquet and, once every partition is scored, "
+                    "_SUCCESS.")
+    model: Identifier | Annotated[int, Field(ge=1)] | None = Field(
+        default=None,
+        description="A registry alias or a version number; default: validation.baseline.alias "
+                    "(the champion), else registry.alias.")
+    schedule: Annotated[str, StringConstraints(max_length=128)] | None = Field(
+        default=None, description="A five-field cron expression (UTC): a CronJob starts the "
+                                  "batch pipeline.")
+    chunk_rows: Annotated[int, Field(ge=1, le=10_000_000)] = Field(
+        default=100_000, description="Rows read, checked and scored at a time (bounds memory).")
+    keys: list[Annotated[str, StringConstraints(min_length=1, max_length=256)]] | None = Field(
+        default=None,
+        description="Input columns copied beside the predictions (ids); default: every input "
+                    "column that is neither a feature nor the target.")
+    max_violation_fraction: Annotated[float, Field(ge=0, le=1)] = Field(
+        default=0.05,
+        description="The batch fails when more of its rows than this break the data contract "
+                    "(violating rows are never scored; they are counted by feature and kind).")
+    pushgateway_url: Annotated[str, StringConstraints(pattern=r"^https?://[^\s'\"`$\\]+$",
+                                                      max_length=2048)] | None = Field(
+        default=None,
+        description="A Prometheus Pushgateway the report step pushes the batch's figures to "
+                    "(rows scored, violations, drift); without it they are only written as "
+                    "_metrics.prom beside the predictions.")
+
+
 # --- the project ------------------------------------------------------------------------------
 class Project(SpecModel):
     """One ``mlproject.yaml``."""
@@ -386,6 +424,7 @@ class Project(SpecModel):
     serving: Serving = Field(default_factory=Serving)
     monitoring: Monitoring = Field(default_factory=Monitoring)
     triggers: Triggers = Field(default_factory=Triggers)
+    batch: Batch | None = None
     targets: list[Target] = Field(default_factory=lambda: list(PIPELINE_ENGINES))
     namespace: DnsLabel = "default"
     profiles: dict[
@@ -402,6 +441,15 @@ class Project(SpecModel):
     @property
     def metrics(self) -> list[str]:
         return list(self.validation.metrics or DEFAULT_METRICS[self.model.task])
+
+    @property
+    def batch_model_ref(self) -> str | int:
+        """The alias or version batch scoring uses (``batch.model`` or its default)."""
+        if self.batch is not None and self.batch.model is not None:
+            return self.batch.model
+        if self.validation.baseline is not None:
+            return self.validation.baseline.alias
+        return self.registry.alias
 
     @property
     def stratify(self) -> bool:
