@@ -131,11 +131,16 @@ def run(
                           "compiled Tekton YAML).")
     ] = "kfp",
     secret_env: SecretEnvOpt = None,
+    pipeline: Annotated[
+        str, typer.Option("--pipeline", help="train (the training pipeline) or batch (batch "
+                          "scoring: the spec's batch section).")
+    ] = "train",
 ) -> None:
     """Run the compiled pipeline locally (kfp.local, or a Tekton rehearsal), with progress."""
     from mlspec.commands.run import run_command
 
-    _exit_with(run_command, spec, profile, workdir, engine=engine, secret_env=secret_env)
+    _exit_with(run_command, spec, profile, workdir, engine=engine, secret_env=secret_env,
+               pipeline=pipeline)
 
 
 @app.command()

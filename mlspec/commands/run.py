@@ -86,26 +86,35 @@ class _LogTee:
         return False
 
 
+PIPELINES = ("train", "batch")
+
+
 def run_command(spec: str, profile: str | None, workdir: str | None, engine: str = "kfp",
-                secret_env: list[str] | None = None) -> int:
+                secret_env: list[str] | None = None, pipeline: str = "train") -> int:
     """The ``mlspec run`` command: returns the exit code. ``engine`` tekton rehearses the
-    compiled Tekton YAML instead (``mlspec.commands.rehearsal``).
+    compiled Tekton YAML instead (``mlspec.commands.rehearsal``); ``pipeline`` batch runs the
+    batch scoring pipeline instead of training.
 
     Raises:
-        UsageError: unknown profile or engine, or a run folder that cannot be used.
+        UsageError: unknown profile, engine or pipeline, or a run folder that cannot be used.
     """
     from mlspec.commands.checked import compile_loaded, load_checked, write_or_report
     from mlspec.errors import UsageError
 
     if engine not in ("kfp", "tekton"):
         raise UsageError(f"--engine {engine}: expected kfp or tekton")
+    if pipeline not in PIPELINES:
+        raise UsageError(f"--pipeline {pipeline}: expected train or batch")
     if secret_env and engine != "tekton":
         raise UsageError("--secret-env applies to --engine tekton")
     loaded, refused = load_checked(spec, profile, local=True)
     if refused is not None:
         return refused
     project = loaded.project
-    if project.serving.deploy == "auto":
+    if pipeline == "batch" and project.batch is None:
+        raise UsageError(f"--pipeline batch: {spec} has no batch section (batch.input, "
+                         "batch.output)")
+    if project.serving.deploy == "auto" and pipeline == "train":
         # A laptop has no cluster to deploy to: the local run is the pipeline up to register.
         print("serving.deploy: auto: the deploy and rollout steps run on a cluster; this local "
               "run ends at register (mlspec serve --candidate + mlspec rollout --local carry a "
@@ -115,12 +124,17 @@ def run_command(spec: str, profile: str | None, workdir: str | None, engine: str
     if engine == "tekton":
         from mlspec.commands.rehearsal.command import rehearse_spec
 
-        return rehearse_spec(loaded, spec, profile, run_dir, list(secret_env or []))
+        return rehearse_spec(loaded, spec, profile, run_dir, list(secret_env or []),
+                             pipeline=pipeline)
     compiled = compile_loaded(loaded, spec, ["kfp"], profile)
     if compiled is None:
         return EXIT_FAILED
     if not write_or_report(run_dir / "compiled", compiled.files):
         return EXIT_USAGE
+    if pipeline == "batch":
+        from mlspec.commands.batch import BATCH_PIPELINE
+
+        return run_pipeline(project, run_dir, BATCH_PIPELINE)
     return run_pipeline(project, run_dir)
 
 
@@ -154,32 +168,53 @@ def absolute_data_uri(uri: str) -> str:
     return str(Path(uri).resolve())
 
 
-def run_pipeline(project, run_dir: Path) -> int:
-    """Run ``run_dir/compiled/kfp/pipeline.yaml`` with kfp.local; print progress and a summary."""
-    from rich.console import Console
+@dataclass(frozen=True)
+class LocalPipeline:
+    """What differs between running the training and the batch pipeline locally."""
 
+    file: str  # under compiled/
+    graph: Any  # project -> PipelineGraph
+    arguments: Any  # project -> pipeline arguments
+    summarize: Any  # (states, run_root, run_dir, seconds, error) -> summary
+    print_summary: Any  # (console, summary) -> None
+    summary_file: str
+
+
+def _train_pipeline() -> LocalPipeline:
     from mlspec.commands.summary import print_summary
     from mlspec.compile.graph import build_graph
 
+    return LocalPipeline("kfp/pipeline.yaml", build_graph, local_arguments, summarize,
+                         print_summary, SUMMARY_FILE)
+
+
+def run_pipeline(project, run_dir: Path, pipeline: LocalPipeline | None = None) -> int:
+    """Run a compiled KFP pipeline (default: ``run_dir/compiled/kfp/pipeline.yaml``) with
+    kfp.local; print progress and a summary."""
+    from rich.console import Console
+
+    pipeline = pipeline or _train_pipeline()
     # soft_wrap: a long path stays on one line (copyable) instead of being folded at 80 columns.
     console = Console(file=sys.stdout, highlight=False, soft_wrap=True)
-    graph = build_graph(project)
+    graph = pipeline.graph(project)
     states = {step.name: StepState(step.name) for step in graph.steps}
     artifacts = (run_dir / "artifacts").resolve()
     artifacts.mkdir(parents=True, exist_ok=True)
     before = set(artifacts.iterdir())
     started = time.monotonic()
-    error = _run_with_progress(console, run_dir, artifacts, states, local_arguments(project))
+    error = _run_with_progress(console, run_dir, artifacts, states, pipeline.arguments(project),
+                               pipeline.file)
     new = sorted(set(artifacts.iterdir()) - before)
     run_root = new[-1] if new else None
-    summary = summarize(states, run_root, run_dir, time.monotonic() - started, error)
-    (run_dir / SUMMARY_FILE).write_text(json.dumps(summary, indent=2, sort_keys=True) + "\n")
-    print_summary(console, summary)
+    summary = pipeline.summarize(states, run_root, run_dir, time.monotonic() - started, error)
+    (run_dir / pipeline.summary_file).write_text(json.dumps(summary, indent=2, sort_keys=True)
+                                                 + "\n")
+    pipeline.print_summary(console, summary)
     return EXIT_OK if summary["ok"] else EXIT_FAILED
 
 
 def _run_with_progress(console, run_dir: Path, artifacts: Path, states: dict[str, StepState],
-                       arguments: dict[str, str]) -> str | None:
+                       arguments: dict[str, str], file: str) -> str | None:
     """Run the pipeline under a live table; kfp's output goes to run.log. Returns an error."""
     from rich.live import Live
 
@@ -193,7 +228,7 @@ def _run_with_progress(console, run_dir: Path, artifacts: Path, states: dict[str
         tee = _LogTee(log, states)
         sys.stdout = sys.stderr = tee  # type: ignore[assignment]
         try:
-            error = _execute(run_dir, artifacts, arguments, live, states)
+            error = _execute(run_dir / "compiled" / file, artifacts, arguments, live, states)
         finally:
             sys.stdout, sys.stderr = real_out, real_err
             os.environ["PATH"] = old_path
@@ -206,7 +241,7 @@ def _run_with_progress(console, run_dir: Path, artifacts: Path, states: dict[str
     return error
 
 
-def _execute(run_dir: Path, artifacts: Path, arguments: dict[str, str], live,
+def _execute(pipeline_file: Path, artifacts: Path, arguments: dict[str, str], live,
              states: dict[str, StepState]) -> str | None:
     import threading
     import warnings
@@ -227,8 +262,7 @@ def _execute(run_dir: Path, artifacts: Path, arguments: dict[str, str], live,
             warnings.simplefilter("ignore", RuntimeWarning)
             local.init(runner=local.SubprocessRunner(use_venv=False),
                        pipeline_root=str(artifacts), raise_on_error=True)
-            pipeline = components.load_component_from_file(
-                str(run_dir / "compiled" / "kfp" / "pipeline.yaml"))
+            pipeline = components.load_component_from_file(str(pipeline_file))
             pipeline(**arguments)
         return None
     except RuntimeError as exc:

@@ -15,6 +15,9 @@ from mlspec.spec.models import Project
 # Artifact kinds decide how a backend moves them: datasets and models are files or folders,
 # values are small strings (Tekton results, KFP parameters).
 DATASET, MODEL, JSON_FILE, VALUE = "dataset", "model", "json", "value"
+# A JSON list of strings (Tekton: an array result; KFP: a list return value): what a fan-out
+# iterates over.
+VALUES = "values"
 
 
 @dataclass(frozen=True)
@@ -74,6 +77,12 @@ class Step:
     bundle: str | None = None
     # Runs as this ServiceAccount where the engine allows one per step (the deployer's RBAC).
     service_account: str | None = None
+    # Fan-out: one run per item of this (step, VALUES output), the item as ``--partition``
+    # (KFP: dsl.ParallelFor; Tekton: a matrix).
+    fan_out: tuple[str, str] | None = None
+    # Steps this one waits for besides its inputs' producers (the report waits for every
+    # score task).
+    after: tuple[str, ...] = ()
 
     def output(self, name: str) -> Artifact:
         for artifact in self.outputs:
@@ -102,7 +111,8 @@ class PipelineGraph:
 
     def upstream(self, step: Step) -> tuple[str, ...]:
         """Names of the steps ``step`` waits for, in graph order, without duplicates."""
-        wanted = {i.step for i in step.inputs} | ({step.run_if[0]} if step.run_if else set())
+        wanted = {i.step for i in step.inputs} | ({step.run_if[0]} if step.run_if else set()) \
+            | set(step.after) | ({step.fan_out[0]} if step.fan_out else set())
         return tuple(s.name for s in self.steps if s.name in wanted)
 
 
@@ -280,6 +290,56 @@ def build_graph(project: Project) -> PipelineGraph:
         steps=tuple(steps),
         labels=tuple(sorted(project.metadata.labels.items())),
     )
+
+
+BATCH_SUFFIX = "batch"
+
+
+def build_batch_graph(project: Project) -> PipelineGraph | None:
+    """The batch scoring pipeline (``batch:``): partitions -> score per partition -> report;
+    None without a batch section."""
+    if project.batch is None:
+        return None
+    spec_resources = project.model.resources
+    # Scoring holds one chunk at a time; it gets training's CPU and memory, never its GPU.
+    scoring = Resources(cpu=spec_resources.cpu, memory=spec_resources.memory,
+                        node_selector=tuple(sorted(spec_resources.node_selector.items())))
+    light = Resources(cpu="500m", memory="1Gi")
+    secrets = batch_secrets(project)
+    plan = Input("plan", "partitions", "plan")
+    steps = (
+        Step("partitions", "Pin the model version and list the input's partitions.", (),
+             (Artifact("plan", JSON_FILE, "plan.json"), Artifact("partitions", VALUES,
+                                                                 "partitions")),
+             light, retries=2, timeout_seconds=600, cacheable=False, secrets=secrets),
+        Step("score", "Score one partition in chunks: contract check, predictions, drift "
+             "counts.", (plan,), (), scoring, retries=1, timeout_seconds=TRAIN_TIMEOUT_S,
+             cacheable=False, secrets=secrets, fan_out=("partitions", "partitions")),
+        Step("report", "Add the partitions up, judge drift and the contract, publish the "
+             "metrics, mark the batch complete.", (plan,),
+             (Artifact("report", JSON_FILE, "batch_report.json"),), light, retries=1,
+             timeout_seconds=600, cacheable=False, secrets=secrets, after=("score",)),
+    )
+    return PipelineGraph(
+        name=f"{project.metadata.name}-{BATCH_SUFFIX}",
+        namespace=project.namespace,
+        description=f"mlspec batch scoring for {project.metadata.name}",
+        image=runtime_image(project),
+        data_uri=project.batch.input,
+        steps=steps,
+        labels=tuple(sorted(project.metadata.labels.items())),
+    )
+
+
+def batch_secrets(project: Project) -> tuple[SecretEnv, ...]:
+    """Batch steps read the input and write the output (the data source's credentials) and
+    download the model (the registry's)."""
+    wanted = []
+    if project.data.source.credentials_secret:
+        wanted.append(SecretEnv(project.data.source.credentials_secret, k8s.DATA_SECRET_KEYS))
+    if project.registry.credentials_secret:
+        wanted.append(SecretEnv(project.registry.credentials_secret, k8s.REGISTRY_SECRET_KEYS))
+    return tuple(wanted)
 
 
 def distributed_training(project: Project) -> bool:

@@ -33,13 +33,19 @@ _ICONS = {"started": "[yellow]▶[/]", "retrying": "[yellow]↻[/]", "succeeded"
 
 
 def rehearse_spec(loaded, spec: str, profile: str | None, run_dir: Path,
-                  secret_env: list[str]) -> int:
+                  secret_env: list[str], pipeline: str = "train") -> int:
     """Compile the checked spec for Tekton into ``run_dir/compiled`` and rehearse it.
 
     Raises:
-        UsageError: a bad ``--secret-env``, or a run folder that cannot be used.
+        UsageError: a bad ``--secret-env``, the batch pipeline (its matrix fan-out is not
+            rehearsed), or a run folder that cannot be used.
     """
     from mlspec.commands.checked import compile_loaded, write_or_report
+    from mlspec.errors import UsageError
+
+    if pipeline != "train":
+        raise UsageError("--pipeline batch runs under kfp.local (--engine kfp): the Tekton "
+                         "rehearsal does not execute a matrix fan-out")
 
     secrets = parse_secret_env(secret_env)
     compiled = compile_loaded(loaded, spec, ["tekton"], profile)

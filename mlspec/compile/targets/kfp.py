@@ -30,10 +30,13 @@ from mlspec.compile.graph import (
     DEPLOY_BUNDLE,
     JSON_FILE,
     MODEL,
+    SOURCE_STEPS,
     TRAIN_BUNDLE,
     VALUE,
+    VALUES,
     PipelineGraph,
     Step,
+    build_batch_graph,
     resolved_spec,
 )
 from mlspec.compile.targets import OutputFile
@@ -41,6 +44,7 @@ from mlspec.errors import Diagnostic, Severity, SpecError, UsageError
 from mlspec.spec.models import Project
 
 OUTPUT_PATH = "kfp/pipeline.yaml"
+BATCH_OUTPUT_PATH = "kfp/batch-pipeline.yaml"
 # Diagnostic codes of this target (MLS7xx: a value the KFP output cannot carry safely).
 UNSAFE_VALUE = "MLS701"
 
@@ -52,10 +56,12 @@ SPEC_PARAM, DATA_URI_PARAM = "spec", "data_uri"
 # Step bundles (JSON) are further parameters: with serving.deploy: auto the deploy steps', with
 # model.distributed the train step's TrainJob.
 BUNDLE_PARAMS = {DEPLOY_BUNDLE: "deploy_bundle", TRAIN_BUNDLE: "train_bundle"}
+# A fan-out step's item (the batch's partition index).
+PARTITION_PARAM = "partition"
 
 
 def _mlspec_step(step: str, spec: str, inputs: dict, outputs: dict, values: list,
-                 data_uri: str = "", bundle: str = "") -> dict:
+                 data_uri: str = "", bundle: str = "", partition: str = "") -> dict:
     """Run one ``mlspec.runtime`` step; this source is shipped inside every component.
 
     Arguments are passed as a list (never through a shell). VALUE outputs (the gate's
@@ -84,6 +90,8 @@ def _mlspec_step(step: str, spec: str, inputs: dict, outputs: dict, values: list
         with open(bundle_path, "w", encoding="utf-8") as fh:
             fh.write(bundle)
         argv += ["--bundle", bundle_path]
+    if partition:  # a fan-out's item (dsl.ParallelFor)
+        argv += ["--partition", partition]
     code = subprocess.run(argv, check=False).returncode
     if code != 0:
         raise SystemExit(f"mlspec.runtime {step} failed (exit code {code})")
@@ -95,7 +103,8 @@ def _mlspec_step(step: str, spec: str, inputs: dict, outputs: dict, values: list
 
 
 def render(project: Project, graph: PipelineGraph, ctx: RenderContext) -> list[OutputFile]:
-    """Compile the pipeline graph to KFP v2 IR YAML (``kfp/pipeline.yaml``).
+    """Compile the pipeline graph to KFP v2 IR YAML (``kfp/pipeline.yaml``), and with a
+    ``batch`` section the batch scoring graph (``kfp/batch-pipeline.yaml``).
 
     Raises:
         SpecError: a value the IR cannot carry safely (MLS7xx).
@@ -106,7 +115,12 @@ def render(project: Project, graph: PipelineGraph, ctx: RenderContext) -> list[O
     spec_json = spec_parameter(resolved_spec(project))
     bundles = {name: text for name in BUNDLE_PARAMS if (text := ctx.bundle(name))}
     pipeline_func = _pipeline_function(graph, spec_json, bundles)
-    return [OutputFile(OUTPUT_PATH, _compile(pipeline_func))]
+    files = [OutputFile(OUTPUT_PATH, _compile(pipeline_func))]
+    batch = build_batch_graph(project)
+    if batch is not None:
+        files.append(OutputFile(BATCH_OUTPUT_PATH,
+                                _compile(_pipeline_function(batch, spec_json, {}))))
+    return files
 
 
 def spec_parameter(resolved: dict[str, Any]) -> str:
@@ -152,21 +166,34 @@ def _pipeline_function(graph: PipelineGraph, spec_json: str,
 
     components = {step.name: _component(graph, step) for step in graph.steps}
 
-    def build(spec: Any, data_uri: Any, **bundle_args: Any) -> None:
+    def build(spec: Any, data_uri: Any = None, **bundle_args: Any) -> None:
         tasks: dict[str, Any] = {}
 
-        def add(step: Step) -> None:
+        def add(step: Step, partition: Any = None) -> None:
             arguments = _arguments(graph, step, tasks, spec, data_uri)
             if step.bundle:
                 arguments[BUNDLE_PARAMS[step.bundle]] = bundle_args[BUNDLE_PARAMS[step.bundle]]
-            tasks[step.name] = _configure(components[step.name](**arguments), step)
+            if partition is not None:
+                arguments[PARTITION_PARAM] = partition
+            task = _configure(components[step.name](**arguments), step)
+            for name in step.after:
+                task.after(tasks[name])
+            tasks[step.name] = task
+
+        def add_all(steps: Any) -> None:
+            for step in steps:
+                if step.fan_out is None:
+                    add(step)
+                    continue
+                items = _output(graph, tasks, *step.fan_out)
+                with dsl.ParallelFor(items=items, name=f"{step.name}-each") as item:
+                    add(step, partition=item)
 
         # Steps under the same condition share one dsl.If: kfp refuses a task that depends on
         # one inside another condition block.
         for run_if, group in itertools.groupby(graph.steps, key=lambda s: s.run_if):
             if run_if is None:
-                for step in group:
-                    add(step)
+                add_all(group)
                 continue
             gate_step, value = run_if
             passed = _output(graph, tasks, gate_step, value)
@@ -176,8 +203,10 @@ def _pipeline_function(graph: PipelineGraph, spec_json: str,
 
     # kfp reads the parameters from the signature (spec, data_uri, then the bundles compiled)
     # and calls the function with them in that order.
-    defaults = {SPEC_PARAM: spec_json, DATA_URI_PARAM: graph.data_uri,
-                **{BUNDLE_PARAMS[name]: text for name, text in bundles.items()}}
+    defaults = {SPEC_PARAM: spec_json}
+    if any(_reads_source(step) for step in graph.steps):
+        defaults[DATA_URI_PARAM] = graph.data_uri
+    defaults.update({BUNDLE_PARAMS[name]: text for name, text in bundles.items()})
     params = [inspect.Parameter(name, inspect.Parameter.POSITIONAL_OR_KEYWORD, default=value,
                                 annotation=str) for name, value in defaults.items()]
 
@@ -200,14 +229,15 @@ def _arguments(graph: PipelineGraph, step: Step, tasks: dict[str, Any], spec: An
 
 
 def _reads_source(step: Step) -> bool:
-    """A step with no inputs (ingest) reads the data source; the rest get data as artifacts."""
-    return not step.inputs
+    """The step that reads the data source (ingest) gets ``data_uri``; the rest get data as
+    artifacts."""
+    return step.name in SOURCE_STEPS and not step.inputs
 
 
 def _output(graph: PipelineGraph, tasks: dict[str, Any], step: str, output: str) -> Any:
     """A task output as a pipeline channel. A step's VALUE output is its return value: kfp.local
     resolves a condition only on a task's ``Output`` parameter, not on named ones."""
-    if graph.step(step).output(output).kind == VALUE:
+    if graph.step(step).output(output).kind in (VALUE, VALUES):
         return tasks[step].outputs["Output"]
     return tasks[step].outputs[output]
 
@@ -334,6 +364,8 @@ def _step_source(graph: PipelineGraph, step: Step) -> str:
         params.append(f"{DATA_URI_PARAM}: str")
     if step.bundle:
         params.append(f"{BUNDLE_PARAMS[step.bundle]}: str")
+    if step.fan_out:
+        params.append(f"{PARTITION_PARAM}: str")
     inputs, outputs = [], []
     for item in step.inputs:
         kind = producers[item.step].output(item.output).kind
@@ -341,30 +373,38 @@ def _step_source(graph: PipelineGraph, step: Step) -> str:
         params.append(f"{name}: {'str' if kind == VALUE else f'Input[{ARTIFACT_TYPES[kind]}]'}")
         inputs.append(f"{item.name!r}: {name}" + ("" if kind == VALUE else ".path"))
     for artifact in step.outputs:
-        if artifact.kind != VALUE:
+        if artifact.kind not in (VALUE, VALUES):
             name = _identifier(artifact.name)
             params.append(f"{name}: Output[{ARTIFACT_TYPES[artifact.kind]}]")
             outputs.append(f"{artifact.name!r}: {name}.path")
-    values = [a.name for a in step.outputs if a.kind == VALUE]
-    if len(values) > 1:
+    value_outputs = [a for a in step.outputs if a.kind in (VALUE, VALUES)]
+    if len(value_outputs) > 1:
         raise ValueError(f"step {step.name}: KFP components return at most one value output")
+    values = [a.name for a in value_outputs]
     data_uri = f", {DATA_URI_PARAM}" if _reads_source(step) else ""
     bundle = f", bundle={BUNDLE_PARAMS[step.bundle]}" if step.bundle else ""
+    partition = f", partition={PARTITION_PARAM}" if step.fan_out else ""
     call = (f"_mlspec_step({step.name!r}, {SPEC_PARAM}, {{{', '.join(inputs)}}}, "
-            f"{{{', '.join(outputs)}}}, {values!r}{data_uri}{bundle})")
-    body = f"return {call}[{values[0]!r}]" if values else call
-    returns = " -> str" if values else ""
-    return (
-        f"def {_identifier(step.name)}({', '.join(params)}){returns}:\n"
-        f"    {step.description!r}\n"
-        f"    {body}\n"
-    )
+            f"{{{', '.join(outputs)}}}, {values!r}{data_uri}{bundle}{partition})")
+    lines = [f"    {step.description!r}"]
+    returns = ""
+    if value_outputs and value_outputs[0].kind == VALUES:
+        # A list the engine can fan out over (dsl.ParallelFor needs a list-typed output).
+        lines += ["    import json", f"    return json.loads({call}[{values[0]!r}])"]
+        returns = " -> list"
+    elif values:
+        lines.append(f"    return {call}[{values[0]!r}]")
+        returns = " -> str"
+    else:
+        lines.append(f"    {call}")
+    return f"def {_identifier(step.name)}({', '.join(params)}){returns}:\n" + \
+        "\n".join(lines) + "\n"
 
 
 def _identifier(name: str) -> str:
     """A graph name as a Python identifier (``validate-data`` -> ``validate_data``)."""
     ident = name.replace("-", "_")
-    reserved = keyword.iskeyword(ident) or ident in (SPEC_PARAM, DATA_URI_PARAM,
+    reserved = keyword.iskeyword(ident) or ident in (SPEC_PARAM, DATA_URI_PARAM, PARTITION_PARAM,
                                                      *BUNDLE_PARAMS.values())
     if not ident.isidentifier() or reserved:
         raise ValueError(f"graph name {name!r} cannot name a KFP component input")
