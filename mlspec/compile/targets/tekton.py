@@ -43,8 +43,10 @@ from mlspec.compile.graph import (
     DEPLOY_BUNDLE,
     TRAIN_BUNDLE,
     VALUE,
+    VALUES,
     PipelineGraph,
     Step,
+    build_batch_graph,
     resolved_spec,
 )
 from mlspec.compile.targets import OutputFile
@@ -52,6 +54,7 @@ from mlspec.contract import DEPLOY_BUNDLE_FILE, TRAIN_BUNDLE_FILE
 from mlspec.errors import Diagnostic, Severity, SpecError
 from mlspec.spec.models import Project
 from mlspec.spec.yamlpos import dotted
+from mlspec.targets import target as target_record
 
 OUT_DIR = "tekton"
 ARTIFACTS, SPEC = "artifacts", "spec"  # the two workspaces every Task declares
@@ -69,6 +72,10 @@ WORKSPACE_SIZE = "1Gi"
 SCHEDULE_HEADER = "X-Mlspec-Trigger"
 # Diagnostic codes of this target (MLS8xx: a value the Tekton output cannot carry safely).
 BAD_LABEL, BAD_IMAGE, BAD_SCHEDULE = "MLS801", "MLS802", "MLS803"
+# A fan-out step's Task param, which the Pipeline's matrix sets from the producer's array result.
+FAN_OUT_PARAM = "partition"
+RESULT_DESCRIPTIONS = {VALUE: "The gate's decision: true or false.",
+                       VALUES: "The items the next step fans out over (a matrix)."}
 
 
 class TektonExpr(str):
@@ -234,6 +241,11 @@ def check(project: Project, graph: PipelineGraph) -> list[Diagnostic]:
         problems.append(_problem(BAD_SCHEDULE, "triggers.schedule",
                                  f"{project.triggers.schedule!r} is not a five-field cron "
                                  "schedule", "e.g. '0 3 * * 1' (03:00 UTC every Monday)"))
+    batch = project.batch
+    if batch is not None and batch.schedule is not None and _schedule(batch.schedule) is None:
+        problems.append(_problem(BAD_SCHEDULE, "batch.schedule",
+                                 f"{batch.schedule!r} is not a five-field cron schedule",
+                                 "e.g. '0 2 * * *' (02:00 UTC every day)"))
     return problems
 
 
@@ -271,8 +283,11 @@ def step_args(graph: PipelineGraph, step: Step) -> list[str]:
         file = graph.step(item.step).output(item.output).file
         args += ["--in", TektonExpr(f"{item.name}={_ws_path(file)}")]
     for out in step.outputs:
-        target = f"$(results.{out.name}.path)" if out.kind == VALUE else _ws_path(out.file)
+        target = f"$(results.{out.name}.path)" if out.kind in (VALUE, VALUES) else \
+            _ws_path(out.file)
         args += ["--out", TektonExpr(f"{out.name}={target}")]
+    if step.fan_out:  # one TaskRun per item of the matrix (the partition's index)
+        args += ["--partition", TektonExpr(f"$(params.{FAN_OUT_PARAM})")]
     if step.bundle:
         file = BUNDLE_FILES[step.bundle]
         args += ["--bundle", TektonExpr(f"$(workspaces.{SPEC}.path)/{file}")]
@@ -336,6 +351,11 @@ POD_SECURITY = {"runAsNonRoot": True, "runAsUser": RUN_AS, "runAsGroup": RUN_AS,
 def _task(graph: PipelineGraph, step: Step, names: Names) -> dict[str, Any]:
     """What the Task and its entry in the Pipeline need of one step."""
     when = []
+    matrix = None
+    if step.fan_out:
+        producer, output = step.fan_out
+        matrix = {"param": FAN_OUT_PARAM,
+                  "value": TektonExpr(f"$(tasks.{producer}.results.{output}[*])")}
     if step.run_if:
         gate, value = step.run_if
         when = [{"input": TektonExpr(f"$(tasks.{gate}.results.{value})"), "operator": "in",
@@ -346,7 +366,11 @@ def _task(graph: PipelineGraph, step: Step, names: Names) -> dict[str, Any]:
         "labels": _labels(graph, **{f"{k8s.PREFIX}step": step.name}),
         "description": step.description,
         "args": step_args(graph, step),
-        "results": [o.name for o in step.outputs if o.kind == VALUE],
+        "results": [{"name": o.name, "type": "array" if o.kind == VALUES else "string",
+                     "description": RESULT_DESCRIPTIONS[o.kind]}
+                    for o in step.outputs if o.kind in (VALUE, VALUES)],
+        "params": [FAN_OUT_PARAM] if step.fan_out else [],
+        "matrix": matrix,
         "resources": _compute_resources(step),
         "run_after": list(graph.upstream(step)),
         "retries": step.retries,
@@ -361,8 +385,8 @@ def _task(graph: PipelineGraph, step: Step, names: Names) -> dict[str, Any]:
 def _run_context(graph: PipelineGraph, tasks: list[dict[str, Any]]) -> dict[str, Any]:
     """The PipelineRun's settings: timeout, per-task pod templates, the gate's result."""
     total = sum(s.timeout_seconds * (s.retries + 1) for s in graph.steps)
-    gate = next(({"result_ref": TektonExpr(f"$(tasks.{t['step']}.results.{t['results'][0]})")}
-                 for t in tasks if t["results"]), None)
+    gate = next(({"result_ref": TektonExpr(f"$(tasks.{t['step']}.results.{r['name']})")}
+                 for t in tasks for r in t["results"] if r["type"] == "string"), None)
     placements = [{"step": t["step"], "service_account": t["service_account"],
                    "pod_template": ({**t["placement"], "securityContext": POD_SECURITY}
                                     if t["placement"] else None)}
@@ -371,12 +395,20 @@ def _run_context(graph: PipelineGraph, tasks: list[dict[str, Any]]) -> dict[str,
             "pod_security": POD_SECURITY, "workspace_size": WORKSPACE_SIZE}
 
 
-def _trigger_context(project: Project, graph: PipelineGraph,
-                     ctx: RenderContext) -> dict[str, Any]:
+def _trigger_context(project: Project, graph: PipelineGraph, ctx: RenderContext,
+                     batch: bool = False) -> dict[str, Any]:
     triggers = project.triggers
-    kinds = [k for k, on in (("git", triggers.git is not None),
-                              ("schedule", triggers.schedule is not None),
-                              ("alert", triggers.on_alert)) if on]
+    if batch:  # the batch pipeline has one trigger: batch.schedule (through its own listener)
+        schedule = project.batch.schedule if project.batch else None
+        kinds = ["schedule"] if schedule else []
+        webhook = target_record(ENGINE).alert_webhook or ""
+        url = webhook.format(name=graph.name, namespace=graph.namespace)
+    else:
+        schedule = triggers.schedule
+        kinds = [k for k, on in (("git", triggers.git is not None),
+                                  ("schedule", triggers.schedule is not None),
+                                  ("alert", triggers.on_alert)) if on]
+        url = ctx.webhook(ENGINE)
     return {
         "trigger_kinds": kinds,
         "filters": _filters(project),
@@ -385,21 +417,23 @@ def _trigger_context(project: Project, graph: PipelineGraph,
         "run_labels": {**_labels(graph),
                        f"{k8s.PREFIX}trigger": TektonExpr("$(tt.params.trigger)")},
         "run_annotations": {f"{k8s.PREFIX}git-revision": TektonExpr("$(tt.params.git-revision)")},
-        "schedule": _schedule(triggers.schedule) if triggers.schedule else None,
+        "schedule": _schedule(schedule) if schedule else None,
         "schedule_header": SCHEDULE_HEADER,
-        "curl_args": curl_args(ctx.webhook(ENGINE)),
+        "curl_args": curl_args(url),
         "curl_image": CURL_IMAGE,
         "el_port": EL_PORT,
     }
 
 
-def _context(project: Project, graph: PipelineGraph, ctx: RenderContext) -> dict[str, Any]:
+def _context(project: Project, graph: PipelineGraph, ctx: RenderContext,
+             batch: bool = False) -> dict[str, Any]:
     """Everything the templates read: plain data, every spec value still to be quoted."""
     names = Names(graph.name, graph.namespace)
     spec_text = spec_json(project)
     # The steps' bundles travel in the same ConfigMap ("$" escaped as in the spec).
-    bundles = [(file, dollars_escaped(text)) for name, file in BUNDLE_FILES.items()
-               if (text := ctx.bundle(name))]
+    bundles = [] if batch else [(file, dollars_escaped(text))
+                                for name, file in BUNDLE_FILES.items()
+                                if (text := ctx.bundle(name))]
     spec_hash = hashlib.sha256((spec_text + "".join(t for _, t in bundles)).encode()).hexdigest()
     tasks = [_task(graph, step, names) for step in graph.steps]
     return {
@@ -416,10 +450,11 @@ def _context(project: Project, graph: PipelineGraph, ctx: RenderContext) -> dict
         "bundles": bundles,
         "spec_configmap": f"{graph.name}-spec-{spec_hash[:10]}",
         "spec_sha256": spec_hash,
-        "pipeline_description": f"mlspec training pipeline of {graph.name}: "
+        "pipeline_description": f"mlspec {'batch scoring' if batch else 'training'} pipeline "
+                                f"of {project.metadata.name}: "
                                 + " -> ".join(s.name for s in graph.steps) + ".",
         **_run_context(graph, tasks),
-        **_trigger_context(project, graph, ctx),
+        **_trigger_context(project, graph, ctx, batch),
     }
 
 
@@ -507,11 +542,23 @@ def render(project: Project, graph: PipelineGraph, ctx: RenderContext) -> list[O
     problems = check(project, graph)
     if problems:
         raise SpecError(problems)
-    context = _context(project, graph, ctx)
+    files = _render_files(_context(project, graph, ctx))
+    batch = build_batch_graph(project)
+    if batch is not None:
+        # The batch pipeline is rendered by the same templates, its objects named
+        # <name>-batch-*, its files batch-*.yaml.
+        files += _render_files(_context(project, batch, ctx, batch=True), BATCH_PREFIX)
+    return files
+
+
+BATCH_PREFIX = "batch-"
+
+
+def _render_files(context: dict[str, Any], prefix: str = "") -> list[OutputFile]:
     env = _environment()
     files = []
     for out, template in FILES:
         text = env.get_template(template).render(**context)
         if text.strip():
-            files.append(OutputFile(f"{OUT_DIR}/{out}", text))
+            files.append(OutputFile(f"{OUT_DIR}/{prefix}{out}", text))
     return files

@@ -90,7 +90,7 @@ def score_file(project, model: LoadedModel, profile: dict[str, Any], source: str
         last_report = started
         try:
             for record_batch in dataset.to_batches(
-                    columns=[f.name for f in features] + key_columns, batch_size=chunk_rows):
+                    columns=_read_columns(features, key_columns), batch_size=chunk_rows):
                 table = _score_chunk(record_batch, model, rules, key_columns, drift, tally)
                 if writer is None:
                     writer = pq.ParquetWriter(str(local), table.schema)
@@ -109,6 +109,12 @@ def score_file(project, model: LoadedModel, profile: dict[str, Any], source: str
             "violations": tally.violations, "predictions": tally.predictions(),
             "drift": drift.to_dict(), "seconds": round(seconds, 3),
             "rows_per_second": round(tally.rows / seconds, 1) if seconds > 0 else None}
+
+
+def _read_columns(features, key_columns: list[str]) -> list[str]:
+    """Features, then keys that are not features (a key may also be a model input)."""
+    names = [f.name for f in features]
+    return names + [k for k in key_columns if k not in names]
 
 
 def _dataset(path: str, source: str):
