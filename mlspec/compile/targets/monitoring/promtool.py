@@ -20,6 +20,8 @@ from mlspec.compile.targets.monitoring.queries import (
     selector,
 )
 from mlspec.compile.targets.monitoring.rules import (
+    ALERT_BATCH_DRIFT,
+    ALERT_BATCH_VIOLATIONS,
     ALERT_DRIFT,
     ALERT_ERRORS,
     ALERT_LATENCY,
@@ -312,7 +314,60 @@ def _not_ready_cases(project: Project, alert: AlertDef) -> list[dict[str, Any]]:
     ]
 
 
+def _batch_rows(project: Project, scored: int, broken: int, n: int) -> list[dict[str, str]]:
+    base = {"model": project.model_name, "version": TEST_VERSION,
+            "job": contract.BATCH_JOB, contract.PROJECT_LABEL: project.metadata.name}
+    return [{"series": series(contract.BATCH_ROWS, {**base, "outcome": outcome}),
+             "values": _constant(value, n)}
+            for outcome, value in ((contract.SCORED, scored), (contract.VIOLATION, broken))]
+
+
+def _batch_violation_cases(project: Project, alert: AlertDef) -> list[dict[str, Any]]:
+    assert project.batch is not None
+    n, limit = _samples(alert), project.batch.max_violation_fraction
+    labels = {"model": project.model_name, "version": TEST_VERSION}
+    total = 10_000
+    # Broken shares clearly above and below the limit (never below 0 or above 1).
+    high = min(limit + max(limit, 0.01), 1.0)
+    broken_high, broken_low = round(total * high), int(total * limit / 2)
+    cases = []
+    if broken_high / total > limit:
+        cases.append(_case(alert, "too many rows broke the contract",
+                           _batch_rows(project, total - broken_high, broken_high, n),
+                           [_expected(project, alert, labels, broken_high / total)]))
+    cases.append(_case(alert, "few rows broke the contract",
+                       _batch_rows(project, total - broken_low, broken_low, n), []))
+    return cases
+
+
+def _batch_drift_cases(project: Project, alert: AlertDef) -> list[dict[str, Any]]:
+    n, threshold = _samples(alert), project.monitoring.drift.threshold
+    base = {"model": project.model_name, "version": TEST_VERSION, "job": contract.BATCH_JOB,
+            contract.PROJECT_LABEL: project.metadata.name}
+
+    def gauge(feature: str, method: str, value: float) -> dict[str, str]:
+        labels = {**base, "feature": feature, "method": method}
+        return {"series": series(contract.BATCH_FEATURE_DRIFT, labels),
+                "values": _constant(value, n)}
+
+    def fired(feature: str, method: str, value: float) -> dict[str, Any]:
+        return _expected(project, alert, {"model": project.model_name, "version": TEST_VERSION,
+                                          "feature": feature, "method": method}, value)
+
+    high, low = _above(threshold), threshold / 2
+    return [
+        _case(alert, "a statistic above the threshold",
+              [gauge("f1", "psi", high), gauge("f2", "psi", low)], [fired("f1", "psi", high)]),
+        _case(alert, "a chi-square p-value below the threshold",
+              [gauge("f1", "chi2", low), gauge("f2", "chi2", high)],
+              [fired("f1", "chi2", low)]),
+        _case(alert, "no drift", [gauge("f1", "psi", low), gauge("f2", "chi2", high)], []),
+    ]
+
+
 _CASES = {
+    ALERT_BATCH_VIOLATIONS: _batch_violation_cases,
+    ALERT_BATCH_DRIFT: _batch_drift_cases,
     ALERT_DRIFT: _drift_cases,
     ALERT_PERFORMANCE: _performance_cases,
     ALERT_LATENCY: _latency_cases,

@@ -38,6 +38,11 @@ ALERT_LATENCY = "MLSpecHighLatencyP99"
 ALERT_ERRORS = "MLSpecHighErrorRate"
 ALERT_NO_TRAFFIC = "MLSpecNoTraffic"
 ALERT_NOT_READY = "MLSpecModelNotReady"
+ALERT_BATCH_VIOLATIONS = "MLSpecBatchContractViolations"
+ALERT_BATCH_DRIFT = "MLSpecBatchFeatureDrift"
+# The batch's gauges hold the last batch's figures until the next one replaces them: a short
+# pending period only rides out a scrape that saw half a push.
+BATCH_FOR = "1m"
 # Which alerts ``monitoring.alerts.retrain_on`` names.
 RETRAIN_KINDS = {"drift": ALERT_DRIFT, "performance": ALERT_PERFORMANCE}
 # The label the Prometheus Operator scopes an AlertmanagerConfig's route by (it adds a
@@ -213,7 +218,57 @@ def alert_defs(project: Project, names: Names) -> list[AlertDef]:
             result_labels=("model",),
         ),
     ]
-    return alerts
+    return alerts + batch_alert_defs(project, retrain)
+
+
+def batch_alert_defs(project: Project, retrain: set[str]) -> list[AlertDef]:
+    """With a ``batch`` section: the last batch broke the contract too often, or drifted.
+
+    The figures come from the batch report step through a Pushgateway (``mlspec.contract``'s
+    ``BATCH_*``). A chi-square gauge is the p-value (drift when it is small); the others are
+    statistics (drift when they are large), as the batch report judges them.
+    """
+    if project.batch is None:
+        return []
+    model = [model_matcher(project)]
+    rows = selector(contract.BATCH_ROWS, model)
+    broken = selector(contract.BATCH_ROWS, [*model, ("outcome", "=", contract.VIOLATION)])
+    limit = project.batch.max_violation_fraction
+    threshold = number(project.monitoring.drift.threshold)
+    by = "model, version, feature, method"
+    statistic = selector(contract.BATCH_FEATURE_DRIFT, [*model, ("method", "!=", "chi2")])
+    p_value = selector(contract.BATCH_FEATURE_DRIFT, [*model, ("method", "=", "chi2")])
+    return [
+        AlertDef(
+            name=ALERT_BATCH_VIOLATIONS,
+            expr=(f"sum by (model, version) ({broken}) / sum by (model, version) ({rows}) "
+                  f"> {number(limit)}"),
+            pending=BATCH_FOR,
+            summary="Batch scoring of model {{ $labels.model }} set many rows aside",
+            description=(
+                "In the last batch scored with model {{ $labels.model }} version "
+                '{{ $labels.version }}, a share of {{ $value | printf "%.3f" }} of the rows '
+                f"broke the data contract, above batch.max_violation_fraction {number(limit)}."
+            ),
+            retrain=False,
+            result_labels=("model", "version"),
+        ),
+        AlertDef(
+            name=ALERT_BATCH_DRIFT,
+            expr=(f"max by ({by}) ({statistic}) > {threshold} or "
+                  f"min by ({by}) ({p_value}) < {threshold}"),
+            pending=BATCH_FOR,
+            summary="Batch input drift on feature {{ $labels.feature }} of model "
+                    "{{ $labels.model }}",
+            description=(
+                "The {{ $labels.method }} drift of feature {{ $labels.feature }} in the last "
+                "batch scored with model {{ $labels.model }} version {{ $labels.version }} is "
+                f'{{{{ $value | printf "%.3f" }}}} (threshold {threshold}).'
+            ),
+            retrain="drift" in retrain,
+            result_labels=("feature", "method", "model", "version"),
+        ),
+    ]
 
 
 def rule_labels(project: Project, alert: AlertDef) -> dict[str, str]:
