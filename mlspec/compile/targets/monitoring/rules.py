@@ -218,7 +218,7 @@ def alert_defs(project: Project, names: Names) -> list[AlertDef]:
             result_labels=("model",),
         ),
     ]
-    return alerts + batch_alert_defs(project, retrain)
+    return alerts + batch_alert_defs(project, {str(kind) for kind in retrain})
 
 
 def batch_alert_defs(project: Project, retrain: set[str]) -> list[AlertDef]:
