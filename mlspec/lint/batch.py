@@ -38,7 +38,8 @@ def bad_batch_cron(ctx: Context) -> Iterator[Finding]:
 def batch_schedule_without_tekton(ctx: Context) -> Iterator[Finding]:
     """batch.schedule is set but the tekton target is not compiled.
 
-    The schedule compiles to a CronJob that starts the Tekton batch pipeline through the
+    Anti-pattern: ``targets: [kfp]`` with ``batch.schedule``: the schedule compiles to a
+    CronJob that starts the Tekton batch pipeline through the
     EventListener; with ``targets: [kfp]`` nothing runs it (schedule KFP runs with a KFP
     recurring run instead).
 

@@ -12,7 +12,7 @@ import yaml
 
 from mlspec.compile.context import build_context
 from mlspec.compile.graph import build_graph, resolved_spec
-from mlspec.compile.targets.kfp import OUTPUT_PATH, render
+from mlspec.compile.targets.kfp import BATCH_OUTPUT_PATH, OUTPUT_PATH, render
 from mlspec.spec.loader import load_spec
 from tests.conftest import EXAMPLES, REPO, example_profiles, oracle
 
@@ -33,10 +33,11 @@ def _project(spec: Path = IRIS, profile: str | None = None, **changes):
     return project
 
 
-def _ir(project) -> str:
-    (out,) = render(project, build_graph(project), build_context(project))
-    assert out.path == OUTPUT_PATH
-    return out.content
+def _ir(project, path: str = OUTPUT_PATH) -> str:
+    files = {f.path: f.content for f in render(project, build_graph(project),
+                                               build_context(project))}
+    assert set(files) <= {OUTPUT_PATH, BATCH_OUTPUT_PATH}
+    return files[path]
 
 
 def _docs(text: str) -> tuple[dict, dict]:
@@ -48,9 +49,15 @@ def test_every_example_and_profile_passes_kfp_check(tmp_path: Path) -> None:
     assert CASES, "no examples found"
     paths = []
     for spec, profile in CASES:
+        project = _project(spec, profile)
         path = tmp_path / f"{spec.parent.name}-{profile or 'base'}.yaml"
-        path.write_text(_ir(_project(spec, profile)))
+        path.write_text(_ir(project))
         paths.append(str(path))
+        if project.batch is not None:
+            batch = path.with_name(f"{path.stem}-batch.yaml")
+            batch.write_text(_ir(project, BATCH_OUTPUT_PATH))
+            paths.append(str(batch))
+    assert any(p.endswith("-batch.yaml") for p in paths)
     done = subprocess.run([str(oracle("kfp-check")), *paths], capture_output=True, text=True,
                           timeout=600)
     assert done.returncode == 0, done.stdout + done.stderr
@@ -256,3 +263,19 @@ def test_auto_deploy_adds_deploy_and_rollout_under_the_gate(tmp_path: Path) -> N
         inputs = cond["dag"]["tasks"][step]["inputs"]["parameters"]
         assert inputs["deploy_bundle"]["componentInputParameter"] == \
             "pipelinechannel--deploy_bundle"
+
+
+def test_the_batch_pipeline_fans_score_out_with_parallel_for() -> None:
+    project = _project(REPO / "examples" / "iris" / "mlproject.yaml", None)
+    pipeline, _ = _docs(_ir(project, BATCH_OUTPUT_PATH))
+    assert pipeline["pipelineInfo"]["name"] == "iris-classifier-batch"
+    assert set(pipeline["root"]["inputDefinitions"]["parameters"]) == {"spec"}
+    tasks = pipeline["root"]["dag"]["tasks"]
+    ((loop_name, loop),) = [(n, t) for n, t in tasks.items() if "parameterIterator" in t]
+    assert loop["parameterIterator"]["items"]["inputParameter"].endswith("partitions-Output")
+    assert loop["taskInfo"]["name"] == "score-each"
+    assert set(tasks["report"]["dependentTasks"]) == {"partitions", loop_name}
+    partitions = pipeline["components"]["comp-partitions"]
+    assert partitions["outputDefinitions"]["parameters"]["Output"]["parameterType"] == "LIST"
+    source = pipeline["deploymentSpec"]["executors"]["exec-score"]["container"]["command"][-1]
+    assert "partition=partition" in source

@@ -20,6 +20,7 @@ from mlspec.compile.build import render_target
 from mlspec.compile.promql import promql_string, regex_literal
 from mlspec.compile.targets import monitoring
 from mlspec.compile.targets.monitoring.promtool import TEMPLATE_PART
+from mlspec.compile.targets.monitoring.rules import ALERT_BATCH_DRIFT, ALERT_BATCH_VIOLATIONS
 from mlspec.spec.loader import load_spec
 from tests.conftest import (
     EXAMPLES,
@@ -218,9 +219,11 @@ def test_retraining_labels_follow_retrain_on_and_the_route_matches_them() -> Non
     alerts = _alerts(files)
     assert set(alerts) == {monitoring.ALERT_DRIFT, monitoring.ALERT_PERFORMANCE,
                            monitoring.ALERT_LATENCY, monitoring.ALERT_ERRORS,
-                           monitoring.ALERT_NO_TRAFFIC, monitoring.ALERT_NOT_READY}
+                           monitoring.ALERT_NO_TRAFFIC, monitoring.ALERT_NOT_READY,
+                           ALERT_BATCH_VIOLATIONS, ALERT_BATCH_DRIFT}
     retrain = {name for name, r in alerts.items() if r["labels"].get(contract.RETRAIN_LABEL)}
-    assert retrain == {monitoring.ALERT_DRIFT, monitoring.ALERT_PERFORMANCE}
+    # Drift in a batch is a retraining signal as drift online is; broken rows are not.
+    assert retrain == {monitoring.ALERT_DRIFT, monitoring.ALERT_PERFORMANCE, ALERT_BATCH_DRIFT}
     for rule in alerts.values():
         assert rule["labels"]["severity"] == "warning"
         assert set(rule["annotations"]) == {"summary", "description", "runbook_url"}

@@ -47,7 +47,11 @@ def test_batch_alerts_pass_promtool(tmp_path: Path, fraction: float) -> None:
 
 
 def test_no_batch_section_no_batch_alerts(tmp_path: Path) -> None:
-    loaded = load_spec(str(IRIS))
+    data = yaml.safe_load(IRIS.read_text())
+    data.pop("batch")
+    spec = tmp_path / "mlproject.yaml"
+    spec.write_text(yaml.safe_dump(data))
+    loaded = load_spec(str(spec))
     assert loaded.project is not None
     files = {f.path: f.content for f in render_target(loaded.project, "monitoring")}
     assert "MLSpecBatch" not in "".join(files.values())

@@ -7,6 +7,7 @@ goldens.
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import subprocess
 from pathlib import Path
@@ -36,8 +37,11 @@ RESTRICTED = {"allowPrivilegeEscalation": False, "capabilities": {"drop": ["ALL"
 
 # --- helpers ----------------------------------------------------------------------------------
 def iris_data() -> dict[str, Any]:
+    """The iris example without profiles and without its batch section (the training
+    pipeline's objects alone; the batch tests add a section of their own)."""
     data = yaml.safe_load((REPO / "examples" / "iris" / "mlproject.yaml").read_text())
     data.pop("profiles", None)
+    data.pop("batch", None)
     return data
 
 
@@ -138,8 +142,65 @@ def test_every_example_and_profile_passes_tekton_lint_strict(rendered: dict[str,
                                                              case_id: str) -> None:
     # One project per call: tekton-lint treats everything it is given as one namespace.
     result = tekton_lint("--strict", "--format", "json", rendered[case_id])
-    assert result.returncode == 0, (result.stdout + result.stderr)[:3000]
-    assert json.loads(result.stdout) == [], result.stdout  # zero errors and zero warnings
+    problems = [p for p in json.loads(result.stdout) if not _array_result_false_positive(p)]
+    assert problems == [], result.stdout  # zero errors and zero warnings
+    assert result.returncode == 0 or len(json.loads(result.stdout)) > 0, result.stderr[:3000]
+
+
+# tekton-lint 1.1.0 reads the whole-array reference `$(tasks.T.results.R[*])` (Tekton's syntax
+# for an array result, which a matrix fans out over) as a result named "R[*]". Only that report,
+# on a result the Task does declare as an array, is ignored.
+_ARRAY_REF = re.compile(r"'([a-z0-9-]+)\[\*\]' is not a result in Task '([a-z0-9-]+)'")
+
+
+def _array_result_false_positive(problem: dict) -> bool:
+    found = _ARRAY_REF.search(problem.get("message", ""))
+    if problem.get("rule") != "no-undefined-result" or found is None:
+        return False
+    path = Path(problem["path"])
+    tasks = yaml.safe_load_all((path.parent / path.name.replace("pipeline.yaml",
+                                                                 "tasks.yaml")).read_text())
+    declared = {(t["metadata"]["labels"].get("mlspec.dev/step"), r["name"]): r.get("type")
+                for t in tasks if t for r in t["spec"].get("results", [])}
+    return declared.get((found.group(2), found.group(1))) == "array"
+
+
+def test_the_batch_pipeline_fans_out_with_a_matrix_over_an_array_result() -> None:
+    data = iris_data()
+    data["batch"] = {"input": "s3://b/scoring/", "output": "s3://b/predictions/",
+                     "schedule": "0 2 * * *"}
+    files = render(project_of(data))
+    names = sorted(name for name in files if name.startswith("tekton/batch-"))
+    assert names == [f"tekton/batch-{n}.yaml" for n in (
+        "cronjob", "pipeline", "pipelinerun", "rbac", "spec-configmap", "tasks", "triggers")]
+    pipeline = next(d for d in yaml.safe_load_all(files["tekton/batch-pipeline.yaml"]) if d)
+    score = next(t for t in pipeline["spec"]["tasks"] if t["name"] == "score")
+    assert score["matrix"] == {"params": [{"name": "partition",
+                                           "value": "$(tasks.partitions.results.partitions[*])"}]}
+    report = next(t for t in pipeline["spec"]["tasks"] if t["name"] == "report")
+    assert report["runAfter"] == ["partitions", "score"]
+    tasks = {t["metadata"]["name"]: t for t in yaml.safe_load_all(files["tekton/batch-tasks.yaml"])
+             if t}
+    assert tasks["iris-classifier-batch-partitions"]["spec"]["results"][0]["type"] == "array"
+    args = tasks["iris-classifier-batch-score"]["spec"]["steps"][0]["args"]
+    assert args[-2:] == ["--partition", "$(params.partition)"]
+    cron = next(d for d in yaml.safe_load_all(files["tekton/batch-cronjob.yaml"]) if d)
+    assert cron["spec"]["schedule"] == "0 2 * * *"
+    assert cron["spec"]["jobTemplate"]["spec"]["template"]["spec"]["containers"][0]["args"][-1] \
+        == "http://el-iris-classifier-batch.ml-demo.svc.cluster.local:8080"
+
+
+def test_the_false_positive_filter_keeps_a_real_undefined_result(rendered, tmp_path) -> None:
+    """Only the whole-array reference to a declared array result is ignored: a reference to a
+    result the Task lacks is still reported."""
+    broken = tmp_path / "tekton"
+    shutil.copytree(rendered[IDS[0]], broken)
+    pipeline = broken / "batch-pipeline.yaml"
+    pipeline.write_text(pipeline.read_text().replace("results.partitions[*]",
+                                                     "results.nothing[*]"))
+    result = tekton_lint("--strict", "--format", "json", broken)
+    problems = [p for p in json.loads(result.stdout) if not _array_result_false_positive(p)]
+    assert [p["rule"] for p in problems] == ["no-undefined-result"], result.stdout
 
 
 def test_tekton_lint_sees_a_broken_reference(rendered: dict[str, Path], tmp_path: Path) -> None:
