@@ -10,14 +10,14 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from mlspec.commands.run import (
+from mlspec.commands.localrun import (
     LocalPipeline,
     StepState,
-    _display_path,
-    _failure_lines,
-    _read_json,
     absolute_data_uri,
     absolute_tracking_uri,
+    display_path,
+    failure_lines,
+    read_step_json,
 )
 from mlspec.compile.graph import build_batch_graph, resolved_spec
 
@@ -39,17 +39,17 @@ def summarize_batch(states: dict[str, StepState], run_root: Path | None, run_dir
                     seconds: float, error: str | None) -> dict[str, Any]:
     """The outcome of a batch run: the steps and the report step's batch report."""
     failed = [s for s in states.values() if s.status == "failed"]
-    report = _read_json(run_root, "report", "report")
+    report = read_step_json(run_root, "report", "report")
     return {
         "steps": {s.name: {"status": s.status, "seconds": round(s.seconds or 0.0, 2)}
                   for s in states.values()},
         "report": report,
-        "artifacts": _display_path(run_root) if run_root else None,
+        "artifacts": display_path(run_root) if run_root else None,
         "log": str(run_dir / "run.log"),
         "seconds": round(seconds, 2),
         "error": error,
         "failed_step": failed[0].name if failed else None,
-        "failure": _failure_lines(failed[0]) if failed else [],
+        "failure": failure_lines(failed[0]) if failed else [],
         "ok": not failed and error is None and isinstance(report, dict)
         and report.get("passed") is True,
     }
@@ -92,5 +92,7 @@ def _graph(project):
     return graph
 
 
-BATCH_PIPELINE = LocalPipeline("kfp/batch-pipeline.yaml", _graph, batch_arguments,
-                               summarize_batch, print_batch_summary, BATCH_SUMMARY_FILE)
+def batch_pipeline() -> LocalPipeline:
+    """The batch scoring pipeline as ``mlspec run --pipeline batch`` runs it."""
+    return LocalPipeline("kfp/batch-pipeline.yaml", _graph, batch_arguments, summarize_batch,
+                         print_batch_summary, BATCH_SUMMARY_FILE)

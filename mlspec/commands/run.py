@@ -21,9 +21,18 @@ import os
 import re
 import sys
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+from mlspec.commands.localrun import (  # noqa: F401 - StepState and the paths: re-exported
+    LocalPipeline,
+    StepState,
+    absolute_data_uri,
+    absolute_tracking_uri,
+    display_path,
+    failure_lines,
+    read_step_json,
+)
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 RUNS_DIR = Path(".mlspec") / "runs"
@@ -37,17 +46,6 @@ def default_run_dir(project_name: str, base: Path = Path(".")) -> Path:
 _ANSI = re.compile(r"\x1b\[[0-9;]*m")
 _STARTED = re.compile(r"Executing task '([^']+)'")
 _FINISHED = re.compile(r"Task '([^']+)' finished with status (\w+)")
-
-
-@dataclass
-class StepState:
-    """What the progress display knows about one step."""
-
-    name: str
-    status: str = "pending"  # pending | running | done | failed | skipped
-    started: float | None = None
-    seconds: float | None = None
-    lines: list[str] = field(default_factory=list)
 
 
 class _LogTee:
@@ -132,9 +130,9 @@ def run_command(spec: str, profile: str | None, workdir: str | None, engine: str
     if not write_or_report(run_dir / "compiled", compiled.files):
         return EXIT_USAGE
     if pipeline == "batch":
-        from mlspec.commands.batch import BATCH_PIPELINE
+        from mlspec.commands.batch import batch_pipeline
 
-        return run_pipeline(project, run_dir, BATCH_PIPELINE)
+        return run_pipeline(project, run_dir, batch_pipeline())
     return run_pipeline(project, run_dir)
 
 
@@ -151,33 +149,6 @@ def local_arguments(project) -> dict[str, str]:
         # No cluster here: the train step runs torchrun itself instead of submitting a TrainJob.
         arguments[BUNDLE_PARAMS[TRAIN_BUNDLE]] = ""
     return arguments
-
-
-def absolute_tracking_uri(uri: str) -> str:
-    """``sqlite:///rel.db`` -> ``sqlite:////abs/rel.db`` (against the current directory)."""
-    prefix = "sqlite:///"
-    if uri.startswith(prefix) and not uri.startswith(prefix + "/") and uri != prefix + ":memory:":
-        return prefix + str(Path(uri[len(prefix):]).resolve())
-    return uri
-
-
-def absolute_data_uri(uri: str) -> str:
-    """A relative file path (no scheme) -> an absolute one; URLs are left alone."""
-    if "://" in uri or Path(uri).is_absolute():
-        return uri
-    return str(Path(uri).resolve())
-
-
-@dataclass(frozen=True)
-class LocalPipeline:
-    """What differs between running the training and the batch pipeline locally."""
-
-    file: str  # under compiled/
-    graph: Any  # project -> PipelineGraph
-    arguments: Any  # project -> pipeline arguments
-    summarize: Any  # (states, run_root, run_dir, seconds, error) -> summary
-    print_summary: Any  # (console, summary) -> None
-    summary_file: str
 
 
 def _train_pipeline() -> LocalPipeline:
@@ -295,9 +266,9 @@ def summarize(states: dict[str, StepState], run_root: Path | None, run_dir: Path
               seconds: float, error: str | None) -> dict[str, Any]:
     """The outcome of a run, from the step states and the steps' output files."""
     failed = [s for s in states.values() if s.status == "failed"]
-    metrics = _read_json(run_root, "evaluate", "metrics")
-    decision = _read_json(run_root, "gate", "decision")
-    registration = _read_json(run_root, "register", "registration")
+    metrics = read_step_json(run_root, "evaluate", "metrics")
+    decision = read_step_json(run_root, "gate", "decision")
+    registration = read_step_json(run_root, "register", "registration")
     passed = _gate_passed(decision)
     summary: dict[str, Any] = {
         "steps": {s.name: {"status": s.status, "seconds": round(s.seconds or 0.0, 2)}
@@ -305,42 +276,18 @@ def summarize(states: dict[str, StepState], run_root: Path | None, run_dir: Path
         "metrics": metrics,
         "gate": decision,
         "registration": registration,
-        "artifacts": _display_path(run_root) if run_root else None,
+        "artifacts": display_path(run_root) if run_root else None,
         "log": str(run_dir / "run.log"),
         "seconds": round(seconds, 2),
         "error": error,
         "failed_step": failed[0].name if failed else None,
-        "failure": _failure_lines(failed[0]) if failed else [],
+        "failure": failure_lines(failed[0]) if failed else [],
     }
     summary["ok"] = not failed and error is None and passed is True and registration is not None
     return summary
-
-
-def _display_path(path: Path) -> str:
-    """Relative to the current directory when inside it (shorter to read and copy)."""
-    try:
-        return str(path.resolve().relative_to(Path.cwd().resolve()))
-    except ValueError:
-        return str(path)
-
-
-def _read_json(run_root: Path | None, step: str, output: str) -> Any:
-    if run_root is None:
-        return None
-    path = run_root / step / output
-    try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return None
 
 
 def _gate_passed(decision: Any) -> bool | None:
     if isinstance(decision, dict) and isinstance(decision.get("passed"), bool):
         return decision["passed"]
     return None
-
-
-def _failure_lines(state: StepState) -> list[str]:
-    """The step's own error lines (the runtime prints one clear line), else its last lines."""
-    errors = [line for line in state.lines if line.lower().startswith(("error", "mlspec"))]
-    return (errors or state.lines)[-5:]
