@@ -11,6 +11,7 @@ accumulator (``mlspec.runtime.drift.streaming``), whose state goes into the summ
 
 from __future__ import annotations
 
+import os
 import shutil
 import sys
 import tempfile
@@ -19,7 +20,8 @@ from typing import Any
 
 import numpy as np
 
-from mlspec.runtime.batch.contract import add_counts, contract_rules, violations
+from mlspec.runtime.batch.chunks import PREDICTION
+from mlspec.runtime.batch.contract import add_counts, contract_rules
 from mlspec.runtime.batch.locations import join, local_copy, published, write_text
 from mlspec.runtime.batch.model import download_model
 from mlspec.runtime.batch.plan import read_plan, require_batch
@@ -28,7 +30,8 @@ from mlspec.runtime.io import write_json
 from mlspec.runtime.model_io import LoadedModel, load_model
 from mlspec.runtime.spec import load_project
 
-PREDICTION, PROBABILITY_PREFIX = "prediction", "proba_"
+# More threads than this gain nothing: writing the output is done by one.
+MAX_WORKERS = 4
 SUMMARIES = "_summaries"
 PROGRESS_EVERY_S = 10.0
 
@@ -69,32 +72,43 @@ def run_score(spec, in_plan: str, partition: str, out_summary: str | None = None
 
 
 def score_file(project, model: LoadedModel, profile: dict[str, Any], source: str,
-               destination: str,
-               chunk_rows: int, keys: list[str] | None = None, label: str = "score"
-               ) -> dict[str, Any]:
-    """Score the data file ``source`` into the parquet file ``destination``; the summary."""
+               destination: str, chunk_rows: int, keys: list[str] | None = None,
+               label: str = "score", workers: int | None = None) -> dict[str, Any]:
+    """Score the data file ``source`` into the parquet file ``destination``; the summary.
+
+    Chunks are scored ``workers`` at a time (default: one per CPU) with at most twice as many
+    in flight, and written in input order: memory stays a few chunks, whatever the file's size.
+    """
     import pyarrow.parquet as pq
 
+    from mlspec.runtime.batch.chunks import ChunkScorer
     from mlspec.runtime.drift.streaming import DriftAccumulator
 
     started = time.monotonic()
     features = model.features
-    rules = contract_rules(project, features)
     drift = DriftAccumulator(profile, [f.name for f in features],
                              project.monitoring.drift.method)
     tally = _Tally(model)
+    workers = workers or max(1, min(os.cpu_count() or 1, MAX_WORKERS))
     with local_copy(source) as path, published(destination) as local:
         dataset = _dataset(path, source)
         key_columns = _key_columns(project, dataset.schema.names, features, keys, source)
+        scorer = ChunkScorer(model, contract_rules(project, features), key_columns, drift)
+        batches = dataset.to_batches(columns=_read_columns(features, key_columns),
+                                     batch_size=chunk_rows, batch_readahead=2,
+                                     fragment_readahead=1)
         writer = None
         last_report = started
         try:
-            for record_batch in dataset.to_batches(
-                    columns=_read_columns(features, key_columns), batch_size=chunk_rows):
-                table = _score_chunk(record_batch, model, rules, key_columns, drift, tally)
+            for result in _in_order(scorer, batches, workers):
+                tally.add(result)
+                drift.merge(result.drift)
                 if writer is None:
-                    writer = pq.ParquetWriter(str(local), table.schema)
-                writer.write_table(table)
+                    # Dictionary encoding only pays for the few distinct predicted values,
+                    # not for probabilities and ids.
+                    writer = pq.ParquetWriter(str(local), result.table.schema,
+                                              use_dictionary=[PREDICTION])
+                writer.write_table(result.table)
                 if time.monotonic() - last_report > PROGRESS_EVERY_S:
                     last_report = time.monotonic()
                     _progress(label, tally.rows, last_report - started)
@@ -109,6 +123,25 @@ def score_file(project, model: LoadedModel, profile: dict[str, Any], source: str
             "violations": tally.violations, "predictions": tally.predictions(),
             "drift": drift.to_dict(), "seconds": round(seconds, 3),
             "rows_per_second": round(tally.rows / seconds, 1) if seconds > 0 else None}
+
+
+def _in_order(scorer, batches, workers: int):
+    """Scored chunks in input order, ``workers`` at a time, at most 2 x workers in flight."""
+    from collections import deque
+    from concurrent.futures import ThreadPoolExecutor
+
+    if workers == 1:
+        for index, batch in enumerate(batches):
+            yield scorer(batch, index)
+        return
+    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="mlspec-score") as pool:
+        pending: deque = deque()
+        for index, batch in enumerate(batches):
+            pending.append(pool.submit(scorer, batch, index))
+            if len(pending) >= 2 * workers:
+                yield pending.popleft().result()
+        while pending:
+            yield pending.popleft().result()
 
 
 def _read_columns(features, key_columns: list[str]) -> list[str]:
@@ -140,38 +173,6 @@ def _key_columns(project, names: list[str], features, keys: list[str] | None,
     return [n for n in names if n not in wanted and n != project.data.target]
 
 
-def _score_chunk(record_batch, model: LoadedModel, rules, key_columns: list[str], drift,
-                 tally: _Tally):
-    import pyarrow as pa
-
-    from mlspec.runtime.preprocess import feature_frame
-
-    frame = record_batch.to_pandas()
-    bad, counts = violations(frame, rules)
-    add_counts(tally.violations, counts)
-    good = frame[~bad] if bad.any() else frame
-    tally.rows += len(frame)
-    tally.scored += len(good)
-    columns = {name: pa.array(good[name].to_numpy(), from_pandas=True) for name in key_columns}
-    if len(good):
-        X = feature_frame(good, model.features)
-        try:
-            proba = model.predict_proba(X) if tally.classifier else None
-            prediction = np.asarray(model.predict(X))
-        except (ValueError, TypeError) as exc:
-            raise StepError(f"the model cannot predict on this data: {first_line(exc)}") from None
-        drift.add(good)
-    else:
-        prediction = np.asarray([], dtype=tally.prediction_dtype)
-        proba = np.empty((0, len(tally.classes))) if tally.classifier else None
-    tally.add(prediction)
-    columns[PREDICTION] = pa.array(prediction)
-    if proba is not None:
-        for j, cls in enumerate(tally.classes):
-            columns[f"{PROBABILITY_PREFIX}{cls}"] = pa.array(np.ascontiguousarray(proba[:, j]))
-    return pa.table(columns)
-
-
 class _Tally:
     """Rows seen and scored, violations by feature and kind, and what was predicted."""
 
@@ -185,10 +186,20 @@ class _Tally:
         self.class_counts: dict[str, int] = {}
         self.sum = self.sum_squares = 0.0
 
-    def add(self, prediction: np.ndarray) -> None:
+    def add(self, result) -> None:
+
+        self.rows += result.rows
+        self.scored += result.scored
+        add_counts(self.violations, result.violations)
+        prediction = result.predictions
         if not prediction.size:
             return
-        if self.classes or prediction.dtype.kind not in "fc":
+        if self.classes:  # a few known classes: one vectorised count each, no sort
+            for cls in self.classes:
+                n = int(np.count_nonzero(prediction == np.asarray(cls, dtype=prediction.dtype)))
+                if n:
+                    self.class_counts[str(cls)] = self.class_counts.get(str(cls), 0) + n
+        elif prediction.dtype.kind not in "fc":
             values, counts = np.unique(prediction, return_counts=True)
             for value, count in zip(values.tolist(), counts.tolist(), strict=True):
                 self.class_counts[str(value)] = self.class_counts.get(str(value), 0) + count
