@@ -9,6 +9,8 @@ from mlspec.compile.graph import DEFAULT_IMAGE_REPO, VALUE, build_graph, resolve
 from mlspec.spec.loader import load_spec
 from tests.conftest import EXAMPLES
 
+EXAMPLES_BY_NAME = {path.parent.name: path for path in EXAMPLES}
+
 STEPS = ("ingest", "validate-data", "split", "train", "evaluate", "gate", "register")
 
 
@@ -100,3 +102,19 @@ def test_a_distributed_train_step_submits_its_trainjob_as_the_trainer_account() 
     project.model.distributed = None
     alone = build_graph(project).step("train")
     assert alone.bundle is None and alone.service_account is None and alone.secrets == ()
+
+
+def test_the_batch_graph_fans_score_out_over_the_partitions() -> None:
+    from mlspec.compile.graph import VALUES, build_batch_graph
+
+    project = _project(EXAMPLES_BY_NAME["iris"])
+    graph = build_batch_graph(project)
+    assert graph is not None and graph.name == "iris-classifier-batch"
+    assert [s.name for s in graph.steps] == ["partitions", "score", "report"]
+    partitions, score, report = graph.steps
+    assert partitions.output("partitions").kind == VALUES
+    assert score.fan_out == ("partitions", "partitions")
+    assert graph.upstream(report) == ("partitions", "score")
+    assert score.resources.gpu == 0 and not any(s.cacheable for s in graph.steps)
+    project.batch = None
+    assert build_batch_graph(project) is None

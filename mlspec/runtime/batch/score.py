@@ -32,6 +32,7 @@ from mlspec.runtime.spec import load_project
 
 # More threads than this gain nothing: writing the output is done by one.
 MAX_WORKERS = 4
+CSV_BLOCK_BYTES = 16 << 20
 SUMMARIES = "_summaries"
 PROGRESS_EVERY_S = 10.0
 
@@ -91,12 +92,10 @@ def score_file(project, model: LoadedModel, profile: dict[str, Any], source: str
     tally = _Tally(model)
     workers = workers or max(1, min(os.cpu_count() or 1, MAX_WORKERS))
     with local_copy(source) as path, published(destination) as local:
-        dataset = _dataset(path, source)
-        key_columns = _key_columns(project, dataset.schema.names, features, keys, source)
+        reader = _Reader(path, source)
+        key_columns = _key_columns(project, reader.names, features, keys, source)
         scorer = ChunkScorer(model, contract_rules(project, features), key_columns, drift)
-        batches = dataset.to_batches(columns=_read_columns(features, key_columns),
-                                     batch_size=chunk_rows, batch_readahead=2,
-                                     fragment_readahead=1)
+        batches = reader.batches(_read_columns(features, key_columns), chunk_rows)
         writer = None
         last_report = started
         try:
@@ -113,7 +112,7 @@ def score_file(project, model: LoadedModel, profile: dict[str, Any], source: str
                     last_report = time.monotonic()
                     _progress(label, tally.rows, last_report - started)
             if writer is None:  # an empty partition: an empty file, with the key columns
-                writer = pq.ParquetWriter(str(local), dataset.schema)
+                writer = pq.ParquetWriter(str(local), reader.schema)
         finally:
             if writer is not None:
                 writer.close()
@@ -150,14 +149,47 @@ def _read_columns(features, key_columns: list[str]) -> list[str]:
     return names + [k for k in key_columns if k not in names]
 
 
-def _dataset(path: str, source: str):
-    import pyarrow.dataset as ds
+class _Reader:
+    """A data file read a chunk at a time.
 
-    fmt = "csv" if path.lower().endswith(".csv") else "parquet"
-    try:
-        return ds.dataset(path, format=fmt)
-    except Exception as exc:  # noqa: BLE001 - Arrow raises many types for bad files
-        raise StepError(f"cannot read {source} as {fmt}: {first_line(exc)}") from None
+    Parquet goes through ``ParquetFile.iter_batches`` without pre-buffering: Arrow's dataset
+    scanner and pre-buffered reads run ahead of a slower consumer and hold hundreds of MB of
+    decoded row groups (measured: 644 MB of Arrow memory for a 590 MB file, against 73 MB).
+    CSV goes through Arrow's streaming CSV reader (blocks of ~``CSV_BLOCK_BYTES``).
+    """
+
+    def __init__(self, path: str, source: str) -> None:
+        self.path, self.source = path, source
+        self.csv = path.lower().endswith(".csv")
+        try:
+            if self.csv:
+                self.schema = self._csv().schema
+            else:
+                import pyarrow.parquet as pq
+
+                self.parquet = pq.ParquetFile(path, pre_buffer=False)
+                self.schema = self.parquet.schema_arrow
+        except Exception as exc:  # noqa: BLE001 - Arrow raises many types for bad files
+            kind = "csv" if self.csv else "parquet"
+            raise StepError(f"cannot read {source} as {kind}: {first_line(exc)}") from None
+        self.names = list(self.schema.names)
+
+    def _csv(self, columns: list[str] | None = None):
+        import pyarrow.csv as pcsv
+
+        return pcsv.open_csv(self.path, read_options=pcsv.ReadOptions(block_size=CSV_BLOCK_BYTES),
+                             convert_options=pcsv.ConvertOptions(include_columns=columns))
+
+    def batches(self, columns: list[str], chunk_rows: int):
+        try:
+            if self.csv:
+                yield from self._csv(columns)
+            else:
+                yield from self.parquet.iter_batches(batch_size=chunk_rows, columns=columns)
+        except StepError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - a corrupt block half-way through the file
+            raise StepError(f"cannot read {self.source}: {first_line(exc)}") from None
 
 
 def _key_columns(project, names: list[str], features, keys: list[str] | None,
