@@ -53,18 +53,22 @@ def rehearse_spec(loaded, spec: str, profile: str | None, run_dir: Path,
         return EXIT_FAILED
     if not write_or_report(run_dir / "compiled", compiled.files):
         return EXIT_USAGE
-    return rehearse_folder(run_dir / "compiled" / "tekton", run_dir, secrets, loaded.project)
+    # With a batch section the folder also holds the batch pipeline's PipelineRun
+    # (generateName NAME-batch-): the training run is the one named NAME-.
+    return rehearse_folder(run_dir / "compiled" / "tekton", run_dir, secrets, loaded.project,
+                           run_name=f"{loaded.project.metadata.name}-")
 
 
 def rehearse_folder(tekton_dir: Path, run_dir: Path, secrets: dict[str, dict[str, str]],
-                    project=None) -> int:
-    """Rehearse the PipelineRun of a folder of Tekton YAML; print progress and a summary."""
+                    project=None, run_name: str | None = None) -> int:
+    """Rehearse the PipelineRun of a folder of Tekton YAML (the one whose (generate)name is
+    ``run_name`` when the folder has several); print progress and a summary."""
     from rich.console import Console
 
     console = Console(file=sys.stdout, highlight=False, soft_wrap=True)
     try:
         manifests = load_folder(tekton_dir)
-        pr = pipeline_run(manifests)
+        pr = pipeline_run(manifests, run_name)
         sources = Sources(secrets={**manifests.secrets, **secrets},
                           config_maps=dict(manifests.config_maps))
         outcome = rehearse(pr, run_dir / "tekton", sources, Path(sys.executable).parent,
