@@ -57,14 +57,32 @@ def test_batch_run_without_the_model_fails_at_partitions(tmp_path: Path) -> None
     assert not (tmp_path / "predictions").exists()
 
 
-def test_batch_pipeline_needs_a_batch_section_and_kfp(tmp_path: Path) -> None:
+def test_batch_pipeline_needs_a_batch_section(tmp_path: Path) -> None:
     data = yaml.safe_load((EXAMPLES / "iris" / "mlproject.yaml").read_text())
     data.pop("batch")
     spec = tmp_path / "mlproject.yaml"
     spec.write_text(yaml.safe_dump(data))
     done = _run(spec, tmp_path, "--pipeline", "batch")
     assert done.returncode == 2 and "has no batch section" in done.stderr
-    done = _run(_spec(tmp_path), tmp_path, "--pipeline", "batch", "--engine", "tekton")
-    assert done.returncode == 2 and "runs under kfp.local" in done.stderr
     done = _run(_spec(tmp_path), tmp_path, "--pipeline", "nightly")
     assert done.returncode == 2 and "expected train or batch" in done.stderr
+
+
+@pytest.mark.slow
+def test_the_tekton_rehearsal_fans_score_out_over_the_matrix(tmp_path: Path) -> None:
+    """The compiled Tekton batch pipeline, rehearsed: the matrix over the partitions step's
+    array result runs one score TaskRun per partition."""
+    spec = _spec(tmp_path)
+    trained = _run(spec, tmp_path)
+    assert trained.returncode == 0, trained.stdout + trained.stderr
+    make_inputs(tmp_path)
+    done = _run(spec, tmp_path, "--pipeline", "batch", "--engine", "tekton")
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "score            succeeded" in done.stdout and "(2 TaskRuns" in done.stdout
+    summary = json.loads((tmp_path / ".mlspec" / "runs" / "iris-classifier" / "batch" /
+                          "summary.json").read_text())
+    assert summary["ok"] and summary["tekton"]["tasks"]["score"]["tries"] == 2
+    (batch,) = (tmp_path / "predictions").iterdir()
+    assert (batch / "_SUCCESS").exists()
+    assert sorted(p.name for p in batch.glob("part-*.parquet")) == [
+        "part-00000.parquet", "part-00001.parquet"]

@@ -37,15 +37,20 @@ def rehearse_spec(loaded, spec: str, profile: str | None, run_dir: Path,
     """Compile the checked spec for Tekton into ``run_dir/compiled`` and rehearse it.
 
     Raises:
-        UsageError: a bad ``--secret-env``, the batch pipeline (its matrix fan-out is not
-            rehearsed), or a run folder that cannot be used.
+        UsageError: a bad ``--secret-env``, or a run folder that cannot be used.
     """
     from mlspec.commands.checked import compile_loaded, write_or_report
-    from mlspec.errors import UsageError
 
-    if pipeline != "train":
-        raise UsageError("--pipeline batch runs under kfp.local (--engine kfp): the Tekton "
-                         "rehearsal does not execute a matrix fan-out")
+    batch = pipeline == "batch"
+    if batch:
+        # Its steps run in the run's workspace: local paths (the registry, the batch's input
+        # and output) must not depend on a working directory, as for kfp.local.
+        from mlspec.commands.localrun import absolute_data_uri, absolute_tracking_uri
+
+        project = loaded.project
+        project.registry.tracking_uri = absolute_tracking_uri(project.registry.tracking_uri)
+        project.batch.input = absolute_data_uri(project.batch.input)
+        project.batch.output = absolute_data_uri(project.batch.output)
 
     secrets = parse_secret_env(secret_env)
     compiled = compile_loaded(loaded, spec, ["tekton"], profile)
@@ -55,8 +60,13 @@ def rehearse_spec(loaded, spec: str, profile: str | None, run_dir: Path,
         return EXIT_USAGE
     # With a batch section the folder also holds the batch pipeline's PipelineRun
     # (generateName NAME-batch-): the training run is the one named NAME-.
+    name = loaded.project.metadata.name
+    if batch:  # the batch PipelineRun (NAME-batch-); its summary goes to run_dir/batch/
+        (run_dir / "batch").mkdir(exist_ok=True)
+        return rehearse_folder(run_dir / "compiled" / "tekton", run_dir / "batch", secrets,
+                               None, run_name=f"{name}-batch-")
     return rehearse_folder(run_dir / "compiled" / "tekton", run_dir, secrets, loaded.project,
-                           run_name=f"{loaded.project.metadata.name}-")
+                           run_name=f"{name}-")
 
 
 def rehearse_folder(tekton_dir: Path, run_dir: Path, secrets: dict[str, dict[str, str]],
@@ -106,6 +116,8 @@ class Progress:
             icon = _ICONS.get(task.status, "[red]✗[/]")
             timing = f"{task.seconds:6.1f}s" if task.seconds is not None else "       "
             tries = f" after {len(task.attempts)} tries" if len(task.attempts) > 1 else ""
+            if task.matrix_results is not None:  # a matrix: one TaskRun per combination
+                tries = f" ({len(task.attempts)} TaskRuns, retries included)"
             reason = f"  {task.reason}" if task.status != "succeeded" and task.reason else ""
             line = f"{icon} {task.name:<16} {task.status:<10} {timing}{tries}{reason}"
         with self.lock:

@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from mlspec.commands.rehearsal import container as ctr
+from mlspec.commands.rehearsal import matrix
 from mlspec.commands.rehearsal.sources import SourceError, Sources
 from mlspec.commands.rehearsal.substitute import (
     Scope,
@@ -74,6 +75,7 @@ class TaskState:
     started: float | None = None
     seconds: float | None = None
     ignored: bool = False  # a failure that onError: continue ignores
+    matrix_results: dict[str, Any] | None = None  # a matrix task's results, as arrays
 
     @property
     def done(self) -> bool:
@@ -146,7 +148,7 @@ def check_pipeline_run(pr: PipelineRunSpec) -> None:
                                 f"{pipeline.name} is not bound")
     for task in pipeline.tasks + pipeline.finally_tasks:
         check_task(task.task, params)
-        given = {name for name, _ in task.params}
+        given = {name for name, _ in (*task.params, *task.matrix)}
         for spec in task.task.params:
             if spec.name not in given and spec.default is NO_DEFAULT:
                 raise ManifestError(f"pipeline task {task.name}: the Task's param "
@@ -203,7 +205,7 @@ def _check_acyclic(tasks: tuple[PipelineTask, ...]) -> None:
 
 
 def _pipeline_texts(task: PipelineTask) -> list[str]:
-    texts = [t for _, value in task.params for t in referenced_texts(value)]
+    texts = [t for _, value in (*task.params, *task.matrix) for t in referenced_texts(value)]
     for when in task.when:
         texts.append(when.input)
         texts.extend(when.values)
@@ -446,6 +448,7 @@ class _Run:
         try:
             params = {name: substitute_value(value, scope, f"pipeline task {task.name} "
                                              f"param {name}") for name, value in task.params}
+            combos = matrix.combinations(task.matrix, scope, task.name) if task.matrix else None
         except SubstitutionError as exc:
             state.status, state.reason = "failed", str(exc)
             self.events.put(Event("finished", state))
@@ -459,7 +462,23 @@ class _Run:
             / state.taskrun, rehearsal=self.folder, python_bin=self.python_bin,
             sources=self.sources, pipeline_params=self.params, retries=task.retries)
         self.on_event(Event("started", state))
+        if combos is not None:
+            threading.Thread(target=self._work_matrix, args=(task, state, request, combos,
+                                                             params), daemon=True).start()
+            return
         threading.Thread(target=self._work, args=(task, state, request), daemon=True).start()
+
+    def _work_matrix(self, task: PipelineTask, state: TaskState, request: TaskRunRequest,
+                     combos: list[dict[str, str]], params: dict[str, Any]) -> None:
+        outcomes = matrix.run_all(lambda child: self._attempts(task, state, child), request,
+                                  combos, params)
+        if not combos:  # an empty array: Tekton runs no TaskRun and the task succeeds
+            state.status, state.reason = "succeeded", "matrix with no combinations"
+            self.events.put(Event("finished", state))
+            return
+        state.attempts, decider = matrix.deciding(outcomes)
+        state.matrix_results = matrix.aggregated_results(outcomes)
+        self.events.put(Event("finished", state, decider))
 
     def _task_workspaces(self, task: PipelineTask) -> dict[str, Path | None]:
         out: dict[str, Path | None] = {d.name: None for d in task.task.workspaces}
@@ -470,23 +489,29 @@ class _Run:
         return out
 
     def _work(self, task: PipelineTask, state: TaskState, request: TaskRunRequest) -> None:
-        cancel = self.cancel
+        state.attempts.extend(self._attempts(task, state, request))
+        self.events.put(Event("finished", state, state.attempts[-1]))
+
+    def _attempts(self, task: PipelineTask, state: TaskState, request: TaskRunRequest) -> list:
+        """One TaskRun with its retries; its attempts."""
+        cancel, attempts = self.cancel, []
         for retry in range(task.retries + 1):
             deadline = time.monotonic() + task.timeout if task.timeout else None
             attempt = run_attempt(request, retry, deadline, cancel)
-            state.attempts.append(attempt)
+            attempts.append(attempt)
             if attempt.status in ("Succeeded", "Cancelled") or cancel.is_set():
                 break
             if retry < task.retries:
                 self.events.put(Event("retrying", state, attempt))
-        self.events.put(Event("finished", state, state.attempts[-1]))
+        return attempts
 
     def _finished(self, task: PipelineTask, state: TaskState) -> None:
         state.seconds = time.monotonic() - (state.started or time.monotonic())
         if state.status != "running":
-            return  # failed before it started (a bad param reference)
+            return  # failed before it started (a bad param reference), or an empty matrix
         last = state.attempts[-1]
-        state.results = dict(last.results)
+        state.results = dict(last.results) if state.matrix_results is None else \
+            dict(state.matrix_results)
         state.status = {"Succeeded": "succeeded", "Failed": "failed", "TimedOut": "timedout",
                         "Cancelled": "cancelled"}[last.status]
         state.reason = last.message

@@ -3,10 +3,11 @@
 ``load_folder`` reads every ``*.yaml`` of a folder (the compile's ``tekton/``); ``pipeline_run``
 resolves its PipelineRun: the Pipeline it references (``pipelineRef`` or ``pipelineSpec``), each
 pipeline task's Task (``taskRef`` or ``taskSpec``), the workspace bindings and the timeouts.
-What the rehearsal cannot execute faithfully (a remote resolver, a ClusterTask, sidecars, a
-matrix, a custom task) is refused with a ``ManifestError`` that names it; fields that only
-matter to a cluster's scheduler (service accounts, pod templates, compute resources) are read
-and ignored, as ``docs/rehearsal.md`` lists.
+A ``matrix`` (its ``params``) fans a task out, as ``mlspec.commands.rehearsal.matrix`` runs
+it. What the rehearsal cannot execute faithfully (a remote resolver, a ClusterTask, sidecars, a
+matrix ``include``, a custom task) is refused with a ``ManifestError`` that names it; fields
+that only matter to a cluster's scheduler (service accounts, pod templates, compute resources)
+are read and ignored, as ``docs/rehearsal.md`` lists.
 """
 
 from __future__ import annotations
@@ -87,6 +88,7 @@ class PipelineTask:
     timeout: float | None = None  # seconds; None: not set (the PipelineRun's bound applies)
     workspaces: tuple[WorkspaceUse, ...] = ()
     on_error: str = "stopAndFail"  # stopAndFail | continue
+    matrix: tuple[tuple[str, Any], ...] = ()  # matrix.params: one TaskRun per combination
 
 
 @dataclass(frozen=True)
@@ -326,7 +328,8 @@ def parse_pipeline(name: str, spec: dict, manifests: Manifests) -> PipelineSpec:
 
 def _pipeline_task(raw: dict, manifests: Manifests, where: str) -> PipelineTask:
     _refuse(raw, ("name", "displayName", "description", "taskRef", "taskSpec", "runAfter",
-                  "params", "when", "retries", "timeout", "workspaces", "onError"), where)
+                  "params", "when", "retries", "timeout", "workspaces", "onError", "matrix"),
+            where)
     name = str(raw.get("name") or "")
     if not name:
         raise ManifestError(f"{where}: a pipeline task without a name")
@@ -346,7 +349,17 @@ def _pipeline_task(raw: dict, manifests: Manifests, where: str) -> PipelineTask:
         workspaces=tuple(WorkspaceUse(str(w["name"]), str(w.get("workspace") or w["name"]),
                                       str(w.get("subPath") or ""))
                          for w in raw.get("workspaces") or []),
-        on_error=on_error)
+        on_error=on_error, matrix=_matrix(raw.get("matrix"), f"{where}.matrix"))
+
+
+def _matrix(raw: Any, where: str) -> tuple[tuple[str, Any], ...]:
+    if raw is None:
+        return ()
+    _refuse(raw, ("params",), where)  # matrix.include is not rehearsed
+    params = _param_values(raw.get("params"), f"{where}.params")
+    if not params:
+        raise ManifestError(f"{where}: a matrix without params")
+    return params
 
 
 def _resolve_task(raw: dict, manifests: Manifests, where: str) -> TaskSpec:

@@ -38,8 +38,13 @@ def test_the_compiled_iris_pipeline_reads_back(tmp_path: Path) -> None:
     compiled = compile_loaded(loaded, spec, ["tekton"], None)
     assert compiled is not None and write_or_report(tmp_path / "out", compiled.files)
     manifests = load_folder(tmp_path / "out" / "tekton")
-    pr = pipeline_run(manifests)
+    with pytest.raises(ManifestError, match="expected one PipelineRun, found 2"):
+        pipeline_run(manifests)  # the training and the batch pipeline's
+    pr = pipeline_run(manifests, "iris-classifier-")
     assert pr.generate_name == "iris-classifier-" and pr.timeouts.pipeline == 12 * 3600
+    batch = pipeline_run(manifests, "iris-classifier-batch-")
+    score = next(t for t in batch.pipeline.tasks if t.name == "score")
+    assert score.matrix == (("partition", "$(tasks.partitions.results.partitions[*])"),)
     assert [t.name for t in pr.pipeline.tasks] == [
         "ingest", "validate-data", "split", "train", "evaluate", "gate", "register"]
     register = pr.pipeline.tasks[-1]
