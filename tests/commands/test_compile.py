@@ -95,7 +95,9 @@ def test_target_selection(tmp_path: Path) -> None:
     assert _compile(tmp_path / "k", "kfp") == 0
     manifest = json.loads((tmp_path / "k" / "manifest.json").read_text())
     assert manifest["targets"] == ["kfp"]
-    assert {f["path"] for f in manifest["files"]} == {"kfp/pipeline.yaml", "kustomization.yaml"}
+    # iris has a batch section: the batch pipeline is part of the kfp target.
+    assert {f["path"] for f in manifest["files"]} == {
+        "kfp/pipeline.yaml", "kfp/batch-pipeline.yaml", "kustomization.yaml"}
     with pytest.raises(UsageError, match="did you mean 'tekton'"):
         _compile(tmp_path / "x", "tekon")
     assert not (tmp_path / "x").exists()

@@ -63,7 +63,7 @@ def submit_tekton(loaded, namespace: str | None = None, apply_definitions: bool 
     if files is None:
         return EXIT_FAILED
     namespace = namespace or project.namespace
-    objects = objects_of([f.content for f in files], namespace)
+    objects = objects_of([f.content for f in training_files(files)], namespace)
     api = KubeApi(_api_client())
     try:
         name = submit(api, objects, namespace, apply_definitions)
@@ -74,6 +74,14 @@ def submit_tekton(loaded, namespace: str | None = None, apply_definitions: bool 
         api.close()
     print(name)
     return EXIT_OK
+
+
+def training_files(files: list) -> list:
+    """The training pipeline's files: with a batch section the render also holds the batch
+    pipeline's (``tekton/batch-*.yaml``), which its schedule or a ``kubectl create -f`` starts."""
+    from mlspec.compile.targets.tekton import BATCH_PREFIX, OUT_DIR
+
+    return [f for f in files if not f.path.startswith(f"{OUT_DIR}/{BATCH_PREFIX}")]
 
 
 def objects_of(contents: list[str], namespace: str) -> dict[str, list[dict[str, Any]]]:

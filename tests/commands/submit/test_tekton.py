@@ -168,9 +168,10 @@ def _loaded():
 def _rendered(namespace: str = "ml-demo") -> dict[str, list[dict[str, Any]]]:
     project = _loaded().project
     files = render_target(project, "tekton")
-    from mlspec.commands.submit.tekton import objects_of
+    from mlspec.commands.submit.tekton import objects_of, training_files
 
-    return objects_of([f.content for f in files], namespace)
+    assert any(f.path.startswith("tekton/batch-") for f in files)  # iris has a batch section
+    return objects_of([f.content for f in training_files(files)], namespace)
 
 
 T = "/apis/tekton.dev/v1/namespaces/ml-demo"
@@ -194,6 +195,7 @@ def test_apply_definitions_creates_everything_then_the_run(kube: FakeKube,
     expected += [("GET", f"{T}/pipelines/iris-classifier"), ("POST", f"{T}/pipelines"),
                  ("POST", f"{T}/pipelineruns")]
     assert kube.summary() == expected
+    assert not [k for k in kube.objects if "-batch" in k[2]]  # the batch pipeline is not sent
     # The run the server created is the rendered PipelineRun, and its name is what was printed.
     (run_key,) = [k for k in kube.objects if k[1] == "pipelineruns"]
     assert out == run_key[2] and out.startswith("iris-classifier-")
