@@ -102,6 +102,13 @@ class PipelineGraph:
     data_uri: str
     steps: tuple[Step, ...]
     labels: tuple[tuple[str, str], ...] = field(default=())
+    # The project's name when the graph is not the training pipeline (the batch graph is
+    # NAME-batch): objects keep the project's labels, so one selector finds them all.
+    project: str = ""
+
+    @property
+    def project_name(self) -> str:
+        return self.project or self.name
 
     def step(self, name: str) -> Step:
         for step in self.steps:
@@ -328,6 +335,7 @@ def build_batch_graph(project: Project) -> PipelineGraph | None:
         data_uri=project.batch.input,
         steps=steps,
         labels=tuple(sorted(project.metadata.labels.items())),
+        project=project.metadata.name,
     )
 
 

@@ -316,7 +316,12 @@ def _pod_placement(step: Step) -> dict[str, Any] | None:
 
 
 def _labels(graph: PipelineGraph, **extra: str) -> dict[str, str]:
-    return k8s.standard_labels(graph.name, graph.labels, extra)
+    if graph.project_name != graph.name:  # the batch pipeline: the project's, and which one
+        extra = {f"{k8s.PREFIX}pipeline": BATCH_PIPELINE_LABEL, **extra}
+    return k8s.standard_labels(graph.project_name, graph.labels, extra)
+
+
+BATCH_PIPELINE_LABEL = "batch"
 
 
 def _annotations(project: Project, graph: PipelineGraph) -> dict[str, str]:
