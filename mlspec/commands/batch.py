@@ -19,6 +19,7 @@ from mlspec.commands.localrun import (
     failure_lines,
     read_step_json,
 )
+from mlspec.commands.summary import print_outcome
 from mlspec.compile.graph import build_batch_graph, resolved_spec
 
 BATCH_SUMMARY_FILE = "batch-summary.json"
@@ -74,15 +75,7 @@ def print_batch_summary(console, summary: dict[str, Any]) -> None:
         console.print("drift      " + (f"[red]{', '.join(drifted)}[/]" if drifted
                                        else "none"))
         console.print(f"output     {report['output']}", markup=False)
-    if summary["failed_step"]:
-        console.print(f"[red]step {summary['failed_step']} failed[/]")
-        for line in summary["failure"]:
-            console.print(f"           {line}", markup=False)
-    elif summary["error"]:
-        console.print(f"[red]{summary['error']}[/]", markup=False)
-    console.print(f"log        {summary['log']}", markup=False)
-    state = "[green]succeeded[/]" if summary["ok"] else "[red]failed[/]"
-    console.print(f"batch run {state} in {summary['seconds']:.1f}s")
+    print_outcome(console, summary, "batch run")
 
 
 def _graph(project):

@@ -32,17 +32,23 @@ def print_summary(console, summary: dict[str, Any]) -> None:
                       + (f", alias {alias}" if alias else ""), markup=False)
     elif isinstance(decision, dict) and not decision.get("passed"):
         console.print("registered nothing (the gate failed)")
+    print_outcome(console, summary, "run")
+
+
+def print_outcome(console, summary: dict[str, Any], what: str) -> None:
+    """The end of every run report: the failed step and its lines (or the error), where the
+    artifacts and the log are, and the verdict."""
     if summary["failed_step"]:
         console.print(f"[red]step {summary['failed_step']} failed[/]")
         for line in summary["failure"]:
             console.print(f"           {line}", markup=False)
     elif summary["error"]:
         console.print(f"[red]{summary['error']}[/]", markup=False)
-    if summary["artifacts"]:
+    if summary.get("artifacts"):
         console.print(f"artifacts  {summary['artifacts']}", markup=False)
     console.print(f"log        {summary['log']}", markup=False)
     state = "[green]succeeded[/]" if summary["ok"] else "[red]failed[/]"
-    console.print(f"run {state} in {summary['seconds']:.1f}s")
+    console.print(f"{what} {state} in {summary['seconds']:.1f}s")
 
 
 def _reasons(decision: dict[str, Any]) -> list[str]:

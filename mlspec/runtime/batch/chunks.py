@@ -117,13 +117,10 @@ class ChunkScorer:
                                                  if self.classifier else None)
         from mlspec.runtime.preprocess import feature_frame
 
+        X = frame if self.numeric else feature_frame(frame, self.model.features)
         try:
-            if self.prepare is None:
-                X = frame if self.numeric else feature_frame(frame, self.model.features)
-                proba = self.model.predict_proba(X) if self.classifier else None
-                return np.asarray(self.model.predict(X)), proba
-            X = frame if self.numeric else feature_frame(frame, self.model.features)
-            prepared = self.prepare.transform(X)
+            # A Pipeline's preprocessing once, for both the probabilities and the predictions.
+            prepared = X if self.prepare is None else self.prepare.transform(X)
             proba = self.estimator.predict_proba(prepared) if self.classifier else None
             return np.asarray(self.estimator.predict(prepared)), proba
         except (ValueError, TypeError) as exc:

@@ -210,9 +210,6 @@ class _Tally:
 
     def __init__(self, model: LoadedModel) -> None:
         self.classes = list(model.classes or [])
-        self.classifier = model.meta.get("task") == "classification" and bool(self.classes) \
-            and hasattr(model.model, "predict_proba")
-        self.prediction_dtype = np.asarray(self.classes).dtype if self.classes else np.float64
         self.rows = self.scored = 0
         self.violations: dict[str, dict[str, int]] = {}
         self.class_counts: dict[str, int] = {}
